@@ -1,0 +1,35 @@
+"""User-facing errors. The CLI prints ``str(err)`` on one line and exits non-zero."""
+
+
+class ProfilerError(Exception):
+    """Base of every error caused by user input or the environment (never a bug)."""
+
+    exit_code = 2
+
+
+class SpaceError(ProfilerError):
+    """An invalid search-space file."""
+
+
+class ManifestError(ProfilerError):
+    """A missing or invalid models directory / manifest.json."""
+
+
+class ResultsError(ProfilerError):
+    """A results store that is corrupt, of a newer version, or does not match the session."""
+
+
+class TableError(ProfilerError):
+    """A latency table that is invalid or lacks a module/runtime being looked up."""
+
+
+class FitError(ProfilerError):
+    """Not enough or inconsistent data to fit an estimator."""
+
+
+class ToolError(ProfilerError):
+    """An external tool (SNPE SDK binary, docker, ...) is missing or failed."""
+
+
+class DeviceError(ProfilerError):
+    """An adb device is missing, vanished or misbehaved."""
