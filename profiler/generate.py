@@ -1,0 +1,94 @@
+"""``profiler generate``: one NNP + ONNX model per unique module of a search space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from profiler import __version__
+from profiler import arch as A
+from profiler import modules as M
+from profiler.manifest import read_manifest, write_manifest
+from profiler.errors import ManifestError
+from profiler.space import SearchSpace, load_space
+
+Progress = Callable[[int, int, str], None]
+
+
+def check_shapes(pos: Sequence[A.Position]) -> None:
+    """Cross-check arithmetic shapes against the shapes nnabla records in the supernet."""
+    from profiler.modelgen import record_supernet_shapes
+    recorded = record_supernet_shapes(pos)
+    for p in pos:
+        for opt in p.options:
+            if recorded[opt.uid] != tuple(opt.input_shape):
+                raise RuntimeError(f"internal error: {opt.uid} sees {recorded[opt.uid]} in the "
+                                   "nnabla supernet")
+
+
+def _previous(out_dir: Path) -> Dict[str, Dict[str, Any]]:
+    try:
+        doc = read_manifest(out_dir)
+    except ManifestError:
+        return {}
+    return {e["uid"]: e for e in doc["entries"]
+            if all((out_dir / f).is_file() for f in e["files"].values())}
+
+
+def module_entry(spec: M.ModuleSpec, files: Dict[str, str]) -> Dict[str, Any]:
+    entry: Dict[str, Any] = {
+        "uid": spec.uid,
+        "name": spec.name,
+        "op_type": spec.op_type,
+        "files": files,
+        "input_shapes": [list(s) for s in spec.input_shapes],
+        "output_shape": list(spec.output_shape),
+        "attrs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.attrs},
+        **M.cost(spec),
+    }
+    if spec.name in M.BLOCK_TYPES:
+        entry["leaves"] = [leaf.uid for leaf in spec.leaves()]
+    return entry
+
+
+def space_info(space: SearchSpace) -> Dict[str, str]:
+    return {"name": space.name, "path": space.path, "sha256": space.sha256}
+
+
+def generator_info() -> Dict[str, Any]:
+    import nnabla
+    from profiler.modelgen import ONNX_OPSET
+    return {"profiler": __version__, "nnabla": nnabla.__version__, "onnx_opset": ONNX_OPSET}
+
+
+def generate(space_path: Path, out_dir: Path, granularity: str = "block",
+             on_progress: Optional[Progress] = None) -> Path:
+    """Write every unique module of the space and ``manifest.json``; return the manifest path.
+
+    Files already written by an earlier run for the same UID are reused; nothing else in
+    ``out_dir`` is touched.
+    """
+    from profiler.modelgen import write_model
+    space = load_space(space_path)
+    pos = A.positions(space)
+    check_shapes(pos)
+    specs = A.candidate_modules(space, granularity)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous(out_dir)
+    entries: List[Dict[str, Any]] = []
+    for i, spec in enumerate(specs):
+        old = previous.get(spec.uid)
+        if old is not None and old.get("generator") == __version__:
+            entries.append(old)
+        else:
+            result = write_model([spec], out_dir, M.file_stem(spec.uid), spec.uid, "module")
+            entry = module_entry(spec, {"nnp": result["nnp"], "onnx": result["onnx"]})
+            if result["output_shape"] != entry["output_shape"]:
+                raise RuntimeError(f"internal error: {spec.uid} builds output {result['output_shape']}")
+            entry["generator"] = __version__
+            entries.append(entry)
+        if on_progress:
+            on_progress(i + 1, len(specs), spec.uid)
+    return write_manifest(out_dir, {"kind": "modules", "space": space_info(space),
+                                    "granularity": granularity, "generator": generator_info(),
+                                    "entries": entries})

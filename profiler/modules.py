@@ -1,0 +1,251 @@
+"""Module specifications and ModuleUIDs (pure: no nnabla).
+
+A :class:`ModuleSpec` is one measurable module at one input shape. Its ``uid`` follows the
+original profiler's form exactly: ``Name[key=value,...][[input shape],...]`` with no spaces
+and brackets for tuples, e.g.::
+
+    Conv[in_channels=192,out_channels=192,kernel=[5,5],stride=[1,1],pad=[2,2],dilation=None,
+         base_axis=1,group=192,with_bias=False,fix_parameters=False,channel_last=False][[1,192,16,16]]
+
+(one line, no spaces). Attributes are canonicalised before formatting, so equivalent
+configurations (``pad=None`` and ``pad=(0,0)``) give one UID.
+
+Two granularities are offered (see docs/design.md):
+
+* ``block`` (default): a whole block is one module: ``ConvBNReLU``, ``InvertedResidual``
+  (with its residual add), ``GlobalAvgPool``, ``Linear``.
+* ``leaf``: the original profiler's leaf layers: ``Conv``, ``BatchNormalization``,
+  ``ReLU6``, ``GlobalAvgPool``, ``Linear``. Residual adds are not modules at this level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+Shape = Tuple[int, ...]
+GRANULARITIES = ("block", "leaf")
+BLOCK_TYPES = ("ConvBNReLU", "InvertedResidual")
+
+
+def _fmt(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """One module (a leaf layer or a block) at concrete input shapes, batch included."""
+
+    name: str
+    attrs: Tuple[Tuple[str, Any], ...]
+    input_shapes: Tuple[Shape, ...]
+
+    @property
+    def uid(self) -> str:
+        body = ",".join(f"{k}={_fmt(v)}" for k, v in self.attrs)
+        shapes = ",".join(_fmt(s) for s in self.input_shapes)
+        return f"{self.name}[{body}][{shapes}]"
+
+    def attr(self, key: str) -> Any:
+        return dict(self.attrs)[key]
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.input_shapes[0]
+
+    @property
+    def output_shape(self) -> Shape:
+        return output_shape(self)
+
+    @property
+    def op_type(self) -> str:
+        """Coarse operation type used for per-op-type analyses (DepthwiseConv is split out)."""
+        if self.name == "Conv" and self.attr("group") > 1:
+            return "DepthwiseConv"
+        return self.name
+
+    def leaves(self) -> List["ModuleSpec"]:
+        """The leaf layers this module runs (itself when it is a leaf)."""
+        return leaves_of(self)
+
+
+def file_stem(uid: str) -> str:
+    """A safe, stable file name for ``uid``: a readable prefix plus a hash of the full UID."""
+    digest = hashlib.sha256(uid.encode("utf-8")).hexdigest()[:16]
+    prefix = re.sub(r"[^A-Za-z0-9]+", "-", uid.split("]")[0])[:48].strip("-")
+    return f"{prefix}-{digest}"
+
+
+# --- constructors (canonical attribute order and normalisation) -----------------------
+
+def _pair(v: Any) -> Tuple[int, int]:
+    if v is None:
+        return (0, 0)
+    if isinstance(v, int):
+        return (v, v)
+    return (int(v[0]), int(v[1]))
+
+
+def conv(in_ch: int, out_ch: int, kernel: int, stride: int, shape: Shape,
+         pad: Any = None, group: int = 1, with_bias: bool = False) -> ModuleSpec:
+    """A convolution leaf; ``pad=None`` is normalised to ``[0,0]``."""
+    attrs = (("in_channels", in_ch), ("out_channels", out_ch), ("kernel", _pair(kernel)),
+             ("stride", _pair(stride)), ("pad", _pair(pad)), ("dilation", None),
+             ("base_axis", 1), ("group", group), ("with_bias", with_bias),
+             ("fix_parameters", False), ("channel_last", False))
+    return ModuleSpec("Conv", attrs, (tuple(shape),))
+
+
+def batch_norm(n: int, shape: Shape) -> ModuleSpec:
+    attrs = (("n_features", n), ("fix_parameters", False), ("eps", 1e-05), ("decay_rate", 0.9))
+    return ModuleSpec("BatchNormalization", attrs, (tuple(shape),))
+
+
+def relu6(shape: Shape) -> ModuleSpec:
+    return ModuleSpec("ReLU6", (), (tuple(shape),))
+
+
+def global_avg_pool(shape: Shape) -> ModuleSpec:
+    return ModuleSpec("GlobalAvgPool", (), (tuple(shape),))
+
+
+def linear(in_features: int, out_features: int, shape: Shape) -> ModuleSpec:
+    attrs = (("in_features", in_features), ("out_features", out_features), ("base_axis", 1),
+             ("with_bias", True), ("fix_parameters", False))
+    return ModuleSpec("Linear", attrs, (tuple(shape),))
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int, shape: Shape,
+                 group: int = 1) -> ModuleSpec:
+    attrs = (("in_channels", in_ch), ("out_channels", out_ch), ("kernel", _pair(kernel)),
+             ("stride", _pair(stride)), ("pad", _pair(kernel // 2)), ("group", group))
+    return ModuleSpec("ConvBNReLU", attrs, (tuple(shape),))
+
+
+def inverted_residual(in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: int,
+                      shape: Shape) -> ModuleSpec:
+    attrs = (("in_channels", in_ch), ("out_channels", out_ch), ("kernel", _pair(kernel)),
+             ("stride", _pair(stride)), ("expand_ratio", expand_ratio),
+             ("residual", stride == 1 and in_ch == out_ch))
+    return ModuleSpec("InvertedResidual", attrs, (tuple(shape),))
+
+
+# --- shapes, leaves, cost ---------------------------------------------------------------
+
+def _conv_out(shape: Shape, out_ch: int, kernel: Tuple[int, int], stride: Tuple[int, int],
+              pad: Tuple[int, int]) -> Shape:
+    n, _, h, w = shape
+    oh = (h + 2 * pad[0] - kernel[0]) // stride[0] + 1
+    ow = (w + 2 * pad[1] - kernel[1]) // stride[1] + 1
+    return (n, out_ch, oh, ow)
+
+
+def output_shape(spec: ModuleSpec) -> Shape:
+    shape = spec.input_shape
+    if spec.name in ("BatchNormalization", "ReLU6"):
+        return shape
+    if spec.name == "GlobalAvgPool":
+        return (shape[0], shape[1], 1, 1)
+    if spec.name == "Linear":
+        return (shape[0], spec.attr("out_features"))
+    if spec.name in ("Conv", "ConvBNReLU"):
+        return _conv_out(shape, spec.attr("out_channels"), spec.attr("kernel"),
+                         spec.attr("stride"), spec.attr("pad"))
+    if spec.name == "InvertedResidual":
+        k = spec.attr("kernel")
+        return _conv_out(shape, spec.attr("out_channels"), k, spec.attr("stride"),
+                         (k[0] // 2, k[1] // 2))
+    raise ValueError(f"unknown module type {spec.name}")
+
+
+def leaves_of(spec: ModuleSpec) -> List[ModuleSpec]:
+    if spec.name == "ConvBNReLU":
+        k, s = spec.attr("kernel"), spec.attr("stride")
+        c = conv(spec.attr("in_channels"), spec.attr("out_channels"), k, s, spec.input_shape,
+                 pad=spec.attr("pad"), group=spec.attr("group"))
+        out = c.output_shape
+        return [c, batch_norm(spec.attr("out_channels"), out), relu6(out)]
+    if spec.name == "InvertedResidual":
+        cin, cout = spec.attr("in_channels"), spec.attr("out_channels")
+        e, k, s = spec.attr("expand_ratio"), spec.attr("kernel"), spec.attr("stride")
+        hidden = cin * e
+        shape = spec.input_shape
+        result: List[ModuleSpec] = []
+        if e != 1:
+            result += conv_bn_relu(cin, hidden, 1, 1, shape).leaves()
+            shape = result[-1].output_shape
+        dw = conv_bn_relu(hidden, hidden, k[0], s[0], shape, group=hidden)
+        result += dw.leaves()
+        shape = dw.output_shape
+        proj = conv(hidden, cout, 1, 1, shape)
+        result += [proj, batch_norm(cout, proj.output_shape)]
+        return result
+    return [spec]
+
+
+def cost(spec: ModuleSpec) -> Dict[str, int]:
+    """Parameters, multiply-accumulates and floating point operations of one module.
+
+    FLOPs count 2 per MAC plus one per element for BN (scale+shift counted as 2), ReLU6,
+    pooling and residual adds.
+    """
+    if spec.name in ("ConvBNReLU", "InvertedResidual"):
+        total = {"params": 0, "macs": 0, "flops": 0}
+        for leaf in spec.leaves():
+            for k, v in cost(leaf).items():
+                total[k] += v
+        if spec.name == "InvertedResidual" and spec.attr("residual"):
+            total["flops"] += _numel(spec.output_shape)
+        return total
+    shape = spec.input_shape
+    out = spec.output_shape
+    if spec.name == "Conv":
+        kh, kw = spec.attr("kernel")
+        cin_g = spec.attr("in_channels") // spec.attr("group")
+        macs = _numel(out) * cin_g * kh * kw
+        params = spec.attr("out_channels") * cin_g * kh * kw
+        return {"params": params, "macs": macs, "flops": 2 * macs}
+    if spec.name == "BatchNormalization":
+        return {"params": 4 * spec.attr("n_features"), "macs": 0, "flops": 2 * _numel(shape)}
+    if spec.name in ("ReLU6", "GlobalAvgPool"):
+        return {"params": 0, "macs": 0, "flops": _numel(shape)}
+    if spec.name == "Linear":
+        fin, fout = spec.attr("in_features"), spec.attr("out_features")
+        return {"params": fin * fout + fout, "macs": fin * fout, "flops": 2 * fin * fout}
+    raise ValueError(f"unknown module type {spec.name}")
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def unique(specs: Iterable[ModuleSpec]) -> List[ModuleSpec]:
+    """Specs with duplicate UIDs removed, first occurrence kept (order is stable)."""
+    seen: Dict[str, ModuleSpec] = {}
+    for s in specs:
+        seen.setdefault(s.uid, s)
+    return list(seen.values())
+
+
+def module_uids(blocks: Sequence[Optional[ModuleSpec]], granularity: str = "block") -> List[str]:
+    """The UIDs whose table look-ups sum to an architecture's accumulated latency.
+
+    ``blocks`` is the architecture as block specs (``None`` for a skipped block).
+    """
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
+    uids: List[str] = []
+    for b in blocks:
+        if b is None:
+            continue
+        uids.extend(leaf.uid for leaf in (b.leaves() if granularity == "leaf" else [b]))
+    return uids
