@@ -37,7 +37,95 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench --------------------------------------------------------------------------------
+
+def _csv_list(text: str) -> List[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _session_config(args: argparse.Namespace):
+    from profiler.hostbench import MeasureConfig
+    from profiler.runner import SessionConfig
+    measure = MeasureConfig(warmup=args.warmup, min_time_s=args.min_time, min_repeat=args.min_repeat,
+                            max_repeat=args.max_repeat, layer_runs=args.layer_runs, threads=args.threads)
+    affinity = [int(c) for c in _csv_list(args.affinity)] if args.affinity else None
+    return SessionConfig(runtimes=_csv_list(args.runtime), measure=measure, batch_size=args.batch_size,
+                         timeout_s=args.timeout, remeasure=args.remeasure, affinity=affinity)
+
+
+def _target(args: argparse.Namespace):
+    if args.target == "host":
+        from profiler.runner import HostTarget
+        return HostTarget()
+    raise ProfilerError(f"--target {args.target}: unknown target (choose host)")
+
+
+def summary_lines(summary) -> List[str]:
+    """Human summary of a bench session (pure)."""
+    lines = [f"{summary.measured - len(summary.failed)} measured, {len(summary.failed)} failed, "
+             f"{summary.skipped} already in the store -> {summary.store}"]
+    for uid, rt, error in summary.failed[:20]:
+        lines.append(f"  FAILED {rt} {uid}: {error}")
+    if len(summary.failed) > 20:
+        lines.append(f"  ... and {len(summary.failed) - 20} more failures (see the store)")
+    if summary.unstable:
+        lines.append(f"WARNING: {len(summary.unstable)} results stayed unstable after re-measuring; "
+                     "their stats are kept with warnings (close other programs, pin CPUs with "
+                     "--affinity, raise --min-time)")
+        for uid, rt, warns in summary.unstable[:5]:
+            lines.append(f"  {rt} {uid[:80]}: {warns[0]}")
+    return lines
+
+
+def run_bench(args: argparse.Namespace, models: Path, out: Path, label: str):
+    from profiler.runner import run_session
+    from profiler.progress import Progress
+    with Progress(label, quiet=args.quiet) as bar:
+        summary = run_session(models, out, _target(args), _session_config(args),
+                              resume=args.resume, on_progress=bar.update)
+    for line in summary_lines(summary):
+        _info(line)
+    return summary
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    summary = run_bench(args, Path(args.models), Path(args.out), "bench")
+    return 1 if summary.failed else 0
+
+
+# --- table --------------------------------------------------------------------------------
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from profiler.tablebuild import build_table
+    table, written = build_table([Path(p) for p in args.results], Path(args.out), args.on_duplicate)
+    _info(f"table: {len(table.uids)} modules x {len(table.runtimes)} runtimes "
+          f"({', '.join(table.runtimes)}) -> {', '.join(str(p) for p in written)}")
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------
+
+def _add_bench_options(b: argparse.ArgumentParser) -> None:
+    b.add_argument("--target", default="host", choices=["host"],
+                   help="where to run (default: host, this machine)")
+    b.add_argument("--runtime", default="ORT_CPU",
+                   help="comma-separated runtimes (host: ORT_CPU,NNABLA_CPU; default ORT_CPU)")
+    b.add_argument("--resume", action="store_true",
+                   help="continue an interrupted session in the same store, skipping what is measured")
+    b.add_argument("--threads", type=int, default=1, help="intra-op threads per runtime (default 1)")
+    b.add_argument("--warmup", type=int, default=10, help="warm-up runs per module (default 10)")
+    b.add_argument("--min-time", type=float, default=0.2,
+                   help="seconds of timed runs per key; repeats are calibrated to it (default 0.2)")
+    b.add_argument("--min-repeat", type=int, default=30, help="at least this many timed runs (default 30)")
+    b.add_argument("--max-repeat", type=int, default=1000, help="at most this many timed runs (default 1000)")
+    b.add_argument("--layer-runs", type=int, default=20, help="profiled runs for Layers Time (default 20)")
+    b.add_argument("--batch-size", type=int, default=8, help="modules per worker process (default 8)")
+    b.add_argument("--timeout", type=float, default=600.0, help="seconds before a module is failed (default 600)")
+    b.add_argument("--remeasure", type=int, default=2,
+                   help="re-measure an unstable result up to N times (default 2)")
+    b.add_argument("--affinity", default="", help="comma-separated CPU ids to pin workers to")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -54,6 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="module granularity (default: block; see docs/design.md)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
+
+    b = sub.add_parser("bench", help="measure every model of a manifest into a results store")
+    b.add_argument("--models", required=True, help="models directory (from generate or sample)")
+    b.add_argument("--out", required=True, help="results store to create (or continue with --resume)")
+    _add_bench_options(b)
+    b.set_defaults(func=cmd_bench)
+
+    t = sub.add_parser("table", help="aggregate results stores into NAME.csv, NAME.json and NAME.meta")
+    t.add_argument("--results", required=True, nargs="+", help="one or more results stores")
+    t.add_argument("--out", required=True, help="output name (NAME.csv/.json/.meta are written)")
+    t.add_argument("--on-duplicate", choices=["error", "last"], default="error",
+                   help="a module+runtime measured in several stores: fail (default) or keep the last")
+    t.set_defaults(func=cmd_table)
     return p
 
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -25,8 +26,9 @@ OUTPUT_NAME = "y"
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence nnabla's INFO logging and the converter's prints to stdout."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    """Silence the converter's prints to stdout and its numpy deprecation warnings."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         yield
 
 

@@ -120,7 +120,6 @@ def parse_document(doc: Dict[str, Any], source: str, sha256: str = "") -> Search
     default_cands = tuple(Candidate(c["expand_ratio"], c["kernel"]) for c in doc["candidates"])
     default_skip = bool(doc.get("skip_connect", True))
     layers: List[Layer] = []
-    _, height, width = doc["input_shape"]
     seen_pool = False
     for i, raw in enumerate(doc["layers"]):
         where = f"{source}: layers/{i}"
@@ -134,25 +133,18 @@ def parse_document(doc: Dict[str, Any], source: str, sha256: str = "") -> Search
                 raise SpaceError(f"{where}/candidates: duplicate candidates")
             layers.append(ChoiceStage(raw["out_channels"], raw["blocks"], raw["stride"], cand_t,
                                       bool(raw.get("skip_connect", default_skip))))
-            stride = raw["stride"]
         elif kind == "Linear":
             if not seen_pool:
                 raise SpaceError(f"{where}: Linear needs a GlobalAvgPool before it")
             layers.append(FixedLayer(kind, (("out_features", raw["out_features"]),)))
-            stride = 1
         elif kind == "GlobalAvgPool":
             seen_pool = True
             layers.append(FixedLayer(kind, ()))
-            stride = 1
         else:
             keys = [k for k in ("out_channels", "expand_ratio", "kernel", "stride") if k in raw]
             layers.append(FixedLayer(kind, tuple((k, raw[k]) for k in keys)))
-            stride = raw["stride"]
-        height, width = -(-height // stride), -(-width // stride)
     if not any(isinstance(layer, ChoiceStage) for layer in layers):
         raise SpaceError(f"{source}: layers: no ChoiceStage; a search space needs at least one choice")
-    if height < 1 or width < 1:
-        raise SpaceError(f"{source}: input_shape: too small for the strides of the layers")
     c, h, w = doc["input_shape"]
     return SearchSpace(doc["name"], (c, h, w), tuple(layers), source, sha256)
 

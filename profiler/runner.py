@@ -1,0 +1,252 @@
+"""A bench session: measure every entry of a manifest on each runtime into a results store.
+
+The session never prints; it reports through ``on_progress(done, total, uid, failed)``.
+Targets (the host here; phones in :mod:`profiler.phone`) implement :class:`Target`.
+Each result is appended to the store as soon as it exists, so an interrupted session
+loses at most the module in flight, and ``resume=True`` skips everything already measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from profiler import __version__
+from profiler.errors import ProfilerError, ResultsError
+from profiler.hostbench import HOST_RUNTIMES, MeasureConfig
+from profiler.manifest import entry_file, read_manifest
+from profiler.store import ResultsStore, now_iso
+
+Progress = Callable[[int, int, str, int], None]
+
+
+@dataclass
+class SessionConfig:
+    runtimes: Sequence[str]
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    batch_size: int = 8
+    timeout_s: float = 600.0
+    remeasure: int = 2
+    affinity: Optional[List[int]] = None
+
+
+@dataclass
+class SessionSummary:
+    store: Path
+    total: int
+    measured: int
+    skipped: int
+    failed: List[Tuple[str, str, str]]
+    unstable: List[Tuple[str, str, List[str]]]
+
+
+class Target:
+    """Where models run. ``run_batch`` yields one record per item, in any order."""
+
+    name = "abstract"
+
+    def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def check_runtimes(self, runtimes: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
+        raise NotImplementedError
+
+
+class HostTarget(Target):
+    """This machine: onnxruntime and nnabla on the CPU, in worker subprocesses."""
+
+    name = "host"
+
+    def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
+        from profiler.hostbench import runtime_versions
+        from profiler.hostinfo import host_facts
+        facts: Dict[str, Any] = {"target": "host", "device": host_facts()}
+        tools: Dict[str, str] = {}
+        for rt in runtimes:
+            tools.update(runtime_versions(rt))
+        facts["tools"] = tools
+        return facts
+
+    def check_runtimes(self, runtimes: Sequence[str]) -> None:
+        for rt in runtimes:
+            if rt not in HOST_RUNTIMES:
+                raise ProfilerError(f"--runtime {rt}: not a host runtime (choose from "
+                                    f"{', '.join(HOST_RUNTIMES)}; phone runtimes need --target phone)")
+
+    def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
+        pending = list(items)
+        while pending:
+            reported = yield from self._one_worker(runtime, pending, cfg)
+            pending = [it for it in pending if it["uid"] not in reported]
+
+    def _one_worker(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig):
+        """Run one worker over ``items``; on a crash or timeout fail the item in flight."""
+        job = {"runtime": runtime, "config": asdict(cfg.measure), "affinity": cfg.affinity,
+               "items": items}
+        env = dict(os.environ, OMP_NUM_THREADS=str(cfg.measure.threads))
+        reported: set = set()
+        with tempfile.TemporaryFile(mode="w+") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "profiler.worker"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+            lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+            def pump() -> None:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    lines.put(line)
+                lines.put(None)
+
+            threading.Thread(target=pump, daemon=True).start()
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps(job))
+                proc.stdin.close()
+                while len(reported) < len(items):
+                    try:
+                        line = lines.get(timeout=cfg.timeout_s)
+                    except queue.Empty:
+                        proc.kill()
+                        uid = next(it["uid"] for it in items if it["uid"] not in reported)
+                        reported.add(uid)
+                        yield {"uid": uid, "status": "failed",
+                               "error": f"timed out after {cfg.timeout_s:g} s (worker killed)"}
+                        return reported
+                    if line is None:
+                        break
+                    rec = json.loads(line)
+                    reported.add(rec["uid"])
+                    yield rec
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+            if len(reported) < len(items):
+                uid = next(it["uid"] for it in items if it["uid"] not in reported)
+                reported.add(uid)
+                err.seek(0)
+                tail = " | ".join(err.read().strip().splitlines()[-2:])
+                yield {"uid": uid, "status": "failed",
+                       "error": f"worker died ({_exit_reason(proc.returncode)}){': ' + tail if tail else ''}"}
+        return reported
+
+
+def _exit_reason(code: Optional[int]) -> str:
+    if code is not None and code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def _instability(samples: Dict[str, List[float]]) -> Tuple[List[str], float]:
+    """Warnings over all keys and a score (the worst relative std) to pick the best attempt."""
+    from profiler.stats import stability, summarize
+    warnings: List[str] = []
+    worst = 0.0
+    for key, values in samples.items():
+        warnings += [f"{key}: {w}" for w in stability(values)]
+        s = summarize(values)
+        if s["Avg_Time"] > 0:
+            worst = max(worst, s["Std_Time"] / s["Avg_Time"])
+    return warnings, worst
+
+
+def _finalise(rec: Dict[str, Any], runtime: str, attempts: int) -> Dict[str, Any]:
+    from profiler.stats import summarize
+    out = {"uid": rec["uid"], "runtime": runtime, "status": rec["status"],
+           "attempts": attempts, "elapsed_s": rec.get("elapsed_s"), "finished": now_iso()}
+    if rec["status"] == "ok":
+        out["unit"] = "us"
+        out["stats"] = {k: summarize(v) for k, v in rec["samples"].items()}
+        out["warnings"] = rec.get("warnings", [])
+        out["samples"] = rec["samples"]
+        for extra in ("device_state", "layers"):
+            if extra in rec:
+                out[extra] = rec[extra]
+    else:
+        out["error"] = rec.get("error", "unknown error")
+    return out
+
+
+def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, resume: bool = False,
+                on_progress: Optional[Progress] = None) -> SessionSummary:
+    """Measure every manifest entry on every runtime of ``cfg`` into the store ``out``."""
+    doc = read_manifest(models)
+    target.check_runtimes(cfg.runtimes)
+    meta = {**target.facts(cfg.runtimes), "runtimes": list(cfg.runtimes),
+            "profiler": __version__, "date": now_iso(),
+            "models": {"dir": str(Path(doc["_dir"]).resolve()), "kind": doc.get("kind"),
+                       "granularity": doc.get("granularity"), "space": doc.get("space")},
+            "config": {**asdict(cfg.measure), "batch_size": cfg.batch_size, "remeasure": cfg.remeasure,
+                       "affinity": cfg.affinity}}
+    if resume and Path(out).exists():
+        store, contents = ResultsStore.resume(out, meta)
+        if contents.meta.get("target") != meta["target"]:
+            store.close()
+            raise ResultsError(f"{out}: was measured on target {contents.meta.get('target')!r}, "
+                               f"not {meta['target']!r}; use another --out")
+        done = contents.done()
+    else:
+        store = ResultsStore.create(out, meta)
+        done = set()
+    work = [(rt, e) for rt in cfg.runtimes for e in doc["entries"] if (e["uid"], rt) not in done]
+    total = len(cfg.runtimes) * len(doc["entries"])
+    finished = total - len(work)
+    failed: List[Tuple[str, str, str]] = []
+    unstable: List[Tuple[str, str, List[str]]] = []
+    with store:
+        if on_progress:
+            on_progress(finished, total, "", 0)
+        for rt in cfg.runtimes:
+            items = [_item(doc, e) for r, e in work if r == rt]
+            for start in range(0, len(items), cfg.batch_size):
+                batch = items[start:start + cfg.batch_size]
+                for rec in target.run_batch(rt, batch, cfg):
+                    rec, attempts = _remeasure_if_unstable(target, rt, batch, rec, cfg)
+                    final = _finalise(rec, rt, attempts)
+                    store.add(final)
+                    finished += 1
+                    if final["status"] != "ok":
+                        failed.append((final["uid"], rt, final["error"]))
+                    elif final["warnings"]:
+                        unstable.append((final["uid"], rt, final["warnings"]))
+                    if on_progress:
+                        on_progress(finished, total, final["uid"], len(failed))
+    return SessionSummary(Path(out), total, len(work), total - len(work), failed, unstable)
+
+
+def _item(doc: Dict[str, Any], entry: Dict[str, Any]) -> Dict[str, Any]:
+    return {"uid": entry["uid"], "onnx": str(entry_file(doc, entry, "onnx")),
+            "nnp": str(entry_file(doc, entry, "nnp")), "input_shapes": entry["input_shapes"]}
+
+
+def _remeasure_if_unstable(target: Target, runtime: str, batch: List[Dict[str, Any]],
+                           rec: Dict[str, Any], cfg: SessionConfig) -> Tuple[Dict[str, Any], int]:
+    """Re-measure an unstable result up to ``cfg.remeasure`` times; keep the steadiest."""
+    if rec["status"] != "ok":
+        return rec, 1
+    warnings, score = _instability(rec["samples"])
+    best, best_score, attempts = dict(rec, warnings=warnings), score, 1
+    item = next(it for it in batch if it["uid"] == rec["uid"])
+    while warnings and attempts <= cfg.remeasure:
+        attempts += 1
+        again = list(target.run_batch(runtime, [item], cfg))[0]
+        if again["status"] != "ok":
+            break
+        warnings, score = _instability(again["samples"])
+        if score < best_score:
+            best, best_score = dict(again, warnings=warnings), score
+    return best, attempts
