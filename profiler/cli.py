@@ -103,7 +103,77 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- sample / fit / run -------------------------------------------------------------------
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from profiler.progress import Progress
+    from profiler.sample import sample
+    with Progress("sample", quiet=args.quiet) as bar:
+        path = sample(Path(args.space), args.num, args.seed, Path(args.out),
+                      Path(args.table) if args.table else None, args.granularity,
+                      key=args.table_key, stat=args.table_stat, on_progress=bar.update)
+    _info(f"sampled {args.num} networks (seed {args.seed}) -> {path}")
+    return 0
+
+
+def _print_fit(result: Dict) -> None:
+    from profiler.report import summary_lines
+    for line in summary_lines(result["report"]):
+        print(line)
+    for rt, ids in result["missing"].items():
+        if ids:
+            _info(f"note: {len(ids)} sampled networks have no {rt} measurement and were left out "
+                  f"({', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''})")
+    for name, path in result["files"].items():
+        _info(f"{name}: {path}")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from profiler.fitting import fit_estimator
+    result = fit_estimator(Path(args.sampled), [Path(p) for p in args.measured], Path(args.table),
+                           Path(args.out), key=args.key, stat=args.stat, table_key=args.table_key,
+                           table_stat=args.table_stat, robust=args.robust, folds=args.folds,
+                           runtimes=_csv_list(args.runtime) if args.runtime else None)
+    _print_fit(result)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from profiler.pipeline import run_pipeline
+    from profiler.progress import Progress
+    result = run_pipeline(Path(args.space), Path(args.out), _target(args), _session_config(args),
+                          num=args.num, seed=args.seed, granularity=args.granularity, key=args.key,
+                          table_key=args.table_key, table_stat=args.table_stat, robust=args.robust,
+                          on_stage=lambda msg: _info(f"== {msg}"),
+                          progress=lambda label: Progress(label, quiet=args.quiet))
+    for name, summary in result["summaries"].items():
+        for line in summary_lines(summary):
+            _info(f"[{name}] {line}")
+    _print_fit(result)
+    paths = result["paths"]
+    print(f"table:     {paths.table}.csv / .json / .meta")
+    print(f"estimator: {paths.estimator}")
+    print(f"report:    {result['files'].get('report_json')} , {result['files'].get('report_png')}")
+    for rt, r in result["report"].runtimes.items():
+        m = r.heldout_after
+        print(f"held-out accuracy {rt}: {100 * m['within_10']:.1f}% of {m['n']} networks within +-10%, "
+              f"MAPE {m['mape']:.2f}%, Spearman {m['spearman']:.4f}")
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------
+
+def _add_fit_options(f: argparse.ArgumentParser) -> None:
+    f.add_argument("--key", default="Total Inference Time",
+                   choices=["Total Inference Time", "Forward Propagate", "Layers Time"],
+                   help="measured network latency to predict (default: Total Inference Time)")
+    f.add_argument("--table-key", default="Layers Time",
+                   choices=["Layers Time", "Forward Propagate", "Total Inference Time"],
+                   help="table LatencyKey summed over a network's modules (default: Layers Time)")
+    f.add_argument("--table-stat", default="Avg_Time", choices=["Avg_Time", "Min_Time", "Max_Time", "Median_Time"],
+                   help="table statistic summed (default: Avg_Time)")
+    f.add_argument("--robust", action="store_true", help="Huber regression instead of least squares")
+
 
 def _add_bench_options(b: argparse.ArgumentParser) -> None:
     b.add_argument("--target", default="host", choices=["host"],
@@ -155,6 +225,41 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--on-duplicate", choices=["error", "last"], default="error",
                    help="a module+runtime measured in several stores: fail (default) or keep the last")
     t.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("sample", help="draw whole networks from a space and build them (NNP + ONNX)")
+    s.add_argument("--space", required=True, help="search-space JSON")
+    s.add_argument("--num", type=int, default=50, help="number of networks (default 50)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--table", help="latency table (NAME.json): also write accumulated latencies")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--granularity", choices=["block", "leaf"], default=None,
+                   help="granularity of the table look-ups (default: the table's, else block)")
+    s.add_argument("--table-key", default="Layers Time", help="table LatencyKey summed (default: Layers Time)")
+    s.add_argument("--table-stat", default="Avg_Time", help="table statistic summed (default: Avg_Time)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_sample)
+
+    f = sub.add_parser("fit", help="fit scale+bias per runtime and write estimator.py and a report")
+    f.add_argument("--sampled", required=True, help="sampled networks directory (from 'profiler sample')")
+    f.add_argument("--measured", required=True, nargs="+", help="results store(s) of the sampled networks")
+    f.add_argument("--table", required=True, help="latency table (NAME.json or NAME.csv)")
+    f.add_argument("--out", required=True, help="estimator.py to write (report.json/.png go beside it)")
+    f.add_argument("--stat", default="Avg_Time", help="statistic of the measured latency (default Avg_Time)")
+    f.add_argument("--runtime", default="", help="comma-separated runtimes (default: all measured)")
+    f.add_argument("--folds", type=int, default=5, help="k of the k-fold held-out evaluation (default 5)")
+    _add_fit_options(f)
+    f.set_defaults(func=cmd_fit)
+
+    r = sub.add_parser("run", help="the whole pipeline: generate, bench, table, sample, bench, fit")
+    r.add_argument("--space", required=True, help="search-space JSON")
+    r.add_argument("--out", required=True, help="work directory (re-run the command to resume)")
+    r.add_argument("--num", type=int, default=50, help="sampled networks (default 50)")
+    r.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    r.add_argument("--granularity", choices=["block", "leaf"], default="block",
+                   help="module granularity (default block)")
+    _add_fit_options(r)
+    _add_bench_options(r)
+    r.set_defaults(func=cmd_run)
     return p
 
 
