@@ -38,8 +38,9 @@ def build_table(results: Sequence[Path], name: Path, on_duplicate: str = "error"
     metas: List[Dict[str, Any]] = []
     for path in results:
         contents = read_store(path)
-        records.extend(contents.ok_records())
+        records.extend({**r, "source": str(path)} for r in contents.ok_records())
         metas.append(table_meta(contents.merged_meta(), path))
-    table = LatencyTable.from_records(records, metas, on_duplicate=on_duplicate)
+    table = LatencyTable.from_records(records, metas, sources=[str(p) for p in results],
+                                      on_duplicate=on_duplicate)
     written = table.save(name)
     return table, list(written) if written else [Path(f"{name}.{ext}") for ext in ("csv", "json", "meta")]
