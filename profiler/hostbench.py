@@ -11,6 +11,8 @@ defined precisely in docs/design.md:
   ``*_kernel_time`` events; nnabla: each function's ``forward`` timed in graph order),
   measured in separate profiled runs so profiling does not perturb the other two keys.
 
+A batch of modules is timed interleaved (see :func:`measure_batch`).
+
 All samples are microseconds, one per inference.
 """
 
@@ -29,7 +31,8 @@ HOST_RUNTIMES = ("ORT_CPU", "NNABLA_CPU")
 
 @dataclass
 class MeasureConfig:
-    """How much to run: warm-up, calibrated repeats bounded by min/max, profiled runs."""
+    """How much to run: warm-up, calibrated repeats bounded by min/max, profiled runs, and
+    how many interleaved rounds a batch's timed runs are spread over."""
 
     warmup: int = 10
     min_time_s: float = 0.2
@@ -37,6 +40,7 @@ class MeasureConfig:
     max_repeat: int = 1000
     layer_runs: int = 20
     threads: int = 1
+    rounds: int = 5
 
 
 def calibrate(fn: Callable[[], Any], cfg: MeasureConfig, clock: Clock = time.perf_counter_ns) -> int:
@@ -64,7 +68,18 @@ def _random_inputs(shapes: Sequence[Sequence[int]], seed: int = 0) -> List[Any]:
     return [rng.uniform(-1.0, 1.0, size=tuple(s)).astype(np.float32) for s in shapes]
 
 
-def measure_ort(onnx_path: str, shapes: Sequence[Sequence[int]], cfg: MeasureConfig) -> Dict[str, List[float]]:
+@dataclass
+class Prepared:
+    """A model loaded and ready to time: the three ways of running it."""
+
+    forward: Callable[[], Any]
+    total: Callable[[], Any]
+    profiled_run: Callable[[], None]
+    layer_samples: Callable[[], List[float]]
+    keep: Any = None  # objects that must outlive the closures (sessions, buffers)
+
+
+def prepare_ort(onnx_path: str, shapes: Sequence[Sequence[int]], cfg: MeasureConfig) -> Prepared:
     import numpy as np
     import onnxruntime as ort
 
@@ -100,19 +115,21 @@ def measure_ort(onnx_path: str, shapes: Sequence[Sequence[int]], cfg: MeasureCon
     def forward() -> None:
         sess.run_with_iobinding(binding)
 
-    for _ in range(cfg.warmup):
-        forward()
-        total()
-    n = calibrate(forward, cfg)
-    samples = {"Forward Propagate": time_calls(forward, n), "Total Inference Time": time_calls(total, n)}
-
     psess = ort.InferenceSession(onnx_path, options(True), providers=["CPUExecutionProvider"])
-    for _ in range(cfg.warmup + cfg.layer_runs):
+    runs = [0]
+
+    def profiled_run() -> None:
         psess.run(None, feeds)
-    trace = psess.end_profiling()
-    samples["Layers Time"] = ort_layer_times(trace)[-cfg.layer_runs:]
-    _remove_trace(trace)
-    return samples
+        runs[0] += 1
+
+    def layer_samples() -> List[float]:
+        trace = psess.end_profiling()
+        try:
+            return ort_layer_times(trace)[-runs[0]:] if runs[0] else []
+        finally:
+            _remove_trace(trace)
+
+    return Prepared(forward, total, profiled_run, layer_samples, keep=(sess, psess, bound, binding))
 
 
 def _remove_trace(path: str) -> None:
@@ -145,12 +162,11 @@ def parse_ort_trace(events: Sequence[Dict[str, Any]]) -> List[float]:
     return sums
 
 
-def measure_nnabla(nnp_path: str, shapes: Sequence[Sequence[int]], cfg: MeasureConfig) -> Dict[str, List[float]]:
+def prepare_nnabla(nnp_path: str, shapes: Sequence[Sequence[int]], cfg: MeasureConfig) -> Prepared:
     import numpy as np
-    from profiler.modelgen import _nnabla
-    nn, _, _ = _nnabla()
+    from profiler.modelgen import _nnabla, _quiet
+    _nnabla()
     from nnabla.utils.nnp_graph import NnpLoader
-    from profiler.modelgen import _quiet
 
     with _quiet():
         nnp = NnpLoader(nnp_path)
@@ -170,35 +186,96 @@ def measure_nnabla(nnp_path: str, shapes: Sequence[Sequence[int]], cfg: MeasureC
         y.forward(clear_no_need_grad=True)
         return np.array(y.d, copy=True)
 
-    for _ in range(cfg.warmup):
-        forward()
-        total()
-    n = calibrate(forward, cfg)
-    samples = {"Forward Propagate": time_calls(forward, n), "Total Inference Time": time_calls(total, n)}
-
     funcs: List[Any] = []
     y.visit(funcs.append)
-    y.forward()
+    layers: List[float] = []
     clock = time.perf_counter_ns
-    layers = []
-    for _ in range(cfg.layer_runs):
+
+    def profiled_run() -> None:
+        y.forward()  # every intermediate buffer allocated and valid
         acc = 0
         for f in funcs:
             t0 = clock()
             f.forward(f.inputs, f.outputs)
             acc += clock() - t0
         layers.append(acc / 1000.0)
-    samples["Layers Time"] = layers
+
+    return Prepared(forward, total, profiled_run, lambda: list(layers), keep=(nnp, net))
+
+
+def prepare(runtime: str, item: Dict[str, Any], cfg: MeasureConfig) -> Prepared:
+    """Load one manifest entry (``onnx``/``nnp`` absolute paths, ``input_shapes``)."""
+    if runtime == "ORT_CPU":
+        return prepare_ort(item["onnx"], item["input_shapes"], cfg)
+    if runtime == "NNABLA_CPU":
+        return prepare_nnabla(item["nnp"], item["input_shapes"], cfg)
+    raise ValueError(f"unknown host runtime {runtime!r} (choose from {', '.join(HOST_RUNTIMES)})")
+
+
+def _chunks(n: int, rounds: int) -> List[int]:
+    rounds = max(1, min(rounds, n))
+    return [n // rounds + (1 if i < n % rounds else 0) for i in range(rounds)]
+
+
+def measure_batch(runtime: str, items: Sequence[Dict[str, Any]], cfg: MeasureConfig,
+                  on_failure: Optional[Callable[[Dict[str, Any], BaseException], None]] = None
+                  ) -> Dict[str, Dict[str, List[float]]]:
+    """Time every item, interleaved: ``cfg.rounds`` rounds, each running every item in turn.
+
+    Interleaving spreads each module's samples over the whole batch duration, so a burst of
+    background load inflates all modules a little instead of one module a lot. Returns
+    ``{uid: samples}``; an item that fails is passed to ``on_failure`` and left out.
+    """
+    ready: Dict[str, Prepared] = {}
+    counts: Dict[str, int] = {}
+    samples: Dict[str, Dict[str, List[float]]] = {}
+
+    def fail(item: Dict[str, Any], err: BaseException) -> None:
+        ready.pop(item["uid"], None)
+        samples.pop(item["uid"], None)
+        if on_failure:
+            on_failure(item, err)
+
+    by_uid = {it["uid"]: it for it in items}
+    for item in items:
+        try:
+            p = prepare(runtime, item, cfg)
+            for _ in range(cfg.warmup):
+                p.forward()
+                p.total()
+            counts[item["uid"]] = calibrate(p.forward, cfg)
+            ready[item["uid"]] = p
+            samples[item["uid"]] = {"Forward Propagate": [], "Total Inference Time": [], "Layers Time": []}
+        except Exception as e:  # noqa: BLE001 - a module that cannot run is recorded, not fatal
+            fail(item, e)
+    plans = {uid: (_chunks(counts[uid], cfg.rounds), _chunks(cfg.layer_runs, cfg.rounds)) for uid in ready}
+    for r in range(max(1, cfg.rounds)):
+        for uid in list(ready):
+            p, (chunks, lchunks) = ready[uid], plans[uid]
+            try:
+                if r < len(chunks):
+                    samples[uid]["Forward Propagate"] += time_calls(p.forward, chunks[r])
+                    samples[uid]["Total Inference Time"] += time_calls(p.total, chunks[r])
+                if r < len(lchunks):
+                    for _ in range(lchunks[r]):
+                        p.profiled_run()
+            except Exception as e:  # noqa: BLE001
+                fail(by_uid[uid], e)
+    for uid in list(ready):
+        try:
+            samples[uid]["Layers Time"] = ready[uid].layer_samples()
+        except Exception as e:  # noqa: BLE001
+            fail(by_uid[uid], e)
     return samples
 
 
 def measure(runtime: str, item: Dict[str, Any], cfg: MeasureConfig) -> Dict[str, List[float]]:
-    """Measure one manifest entry (``onnx``/``nnp`` absolute paths, ``input_shapes``)."""
-    if runtime == "ORT_CPU":
-        return measure_ort(item["onnx"], item["input_shapes"], cfg)
-    if runtime == "NNABLA_CPU":
-        return measure_nnabla(item["nnp"], item["input_shapes"], cfg)
-    raise ValueError(f"unknown host runtime {runtime!r} (choose from {', '.join(HOST_RUNTIMES)})")
+    """Measure one item (raises on failure)."""
+    errors: List[BaseException] = []
+    result = measure_batch(runtime, [item], cfg, on_failure=lambda _i, e: errors.append(e))
+    if errors:
+        raise errors[0]
+    return result[item["uid"]]
 
 
 def runtime_versions(runtime: str) -> Dict[str, str]:

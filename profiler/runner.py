@@ -86,17 +86,23 @@ class HostTarget(Target):
                                     f"{', '.join(HOST_RUNTIMES)}; phone runtimes need --target phone)")
 
     def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
-        pending = list(items)
-        while pending:
-            reported = yield from self._one_worker(runtime, pending, cfg)
-            pending = [it for it in pending if it["uid"] not in reported]
+        """One worker for the batch; if it crashes or hangs, the unreported items are re-run
+        one worker each, so the failure is pinned on the module that causes it."""
+        reported: set = set()
+        crashed = yield from self._one_worker(runtime, items, cfg, reported)
+        if crashed:
+            for item in [it for it in items if it["uid"] not in reported]:
+                yield from self._one_worker(runtime, [item], cfg, reported)
 
-    def _one_worker(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig):
-        """Run one worker over ``items``; on a crash or timeout fail the item in flight."""
+    def _one_worker(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig, reported: set):
+        """Run one worker over ``items``; return True if it died or hung before reporting all.
+
+        With a single item, its crash or timeout is recorded as that item's failure.
+        """
         job = {"runtime": runtime, "config": asdict(cfg.measure), "affinity": cfg.affinity,
                "items": items}
         env = dict(os.environ, OMP_NUM_THREADS=str(cfg.measure.threads))
-        reported: set = set()
+        mine = {it["uid"] for it in items}
         with tempfile.TemporaryFile(mode="w+") as err:
             proc = subprocess.Popen([sys.executable, "-m", "profiler.worker"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=err, text=True, env=env)
@@ -109,20 +115,18 @@ class HostTarget(Target):
                 lines.put(None)
 
             threading.Thread(target=pump, daemon=True).start()
+            problem = ""
             try:
                 assert proc.stdin is not None
                 proc.stdin.write(json.dumps(job))
                 proc.stdin.close()
-                while len(reported) < len(items):
+                while not mine <= reported:
+                    budget = cfg.timeout_s * len(mine - reported)
                     try:
-                        line = lines.get(timeout=cfg.timeout_s)
+                        line = lines.get(timeout=budget)
                     except queue.Empty:
-                        proc.kill()
-                        uid = next(it["uid"] for it in items if it["uid"] not in reported)
-                        reported.add(uid)
-                        yield {"uid": uid, "status": "failed",
-                               "error": f"timed out after {cfg.timeout_s:g} s (worker killed)"}
-                        return reported
+                        problem = f"timed out after {budget:g} s (worker killed)"
+                        break
                     if line is None:
                         break
                     rec = json.loads(line)
@@ -132,14 +136,16 @@ class HostTarget(Target):
                 if proc.poll() is None:
                     proc.kill()
                 proc.wait()
-            if len(reported) < len(items):
-                uid = next(it["uid"] for it in items if it["uid"] not in reported)
-                reported.add(uid)
+            if mine <= reported:
+                return False
+            if not problem:
                 err.seek(0)
                 tail = " | ".join(err.read().strip().splitlines()[-2:])
-                yield {"uid": uid, "status": "failed",
-                       "error": f"worker died ({_exit_reason(proc.returncode)}){': ' + tail if tail else ''}"}
-        return reported
+                problem = f"worker died ({_exit_reason(proc.returncode)}){': ' + tail if tail else ''}"
+            if len(items) == 1:
+                reported.add(items[0]["uid"])
+                yield {"uid": items[0]["uid"], "status": "failed", "error": problem}
+            return True
 
 
 def _exit_reason(code: Optional[int]) -> str:

@@ -5,7 +5,8 @@ Reads one JSON job from stdin::
     {"runtime": "ORT_CPU", "config": {MeasureConfig fields}, "affinity": [cpu, ...] | null,
      "items": [{"uid", "onnx", "nnp", "input_shapes"}, ...]}
 
-and writes one JSON line per item to stdout as soon as it is measured::
+and writes one JSON line per item to stdout (failures at once, results when the
+interleaved batch is done)::
 
     {"uid": ..., "status": "ok", "samples": {LatencyKey: [µs, ...]}, "elapsed_s": ...}
     {"uid": ..., "status": "failed", "error": "..."}
@@ -26,23 +27,27 @@ from typing import Any, Dict, TextIO
 
 
 def run_job(job: Dict[str, Any], out: TextIO) -> None:
-    from profiler.hostbench import MeasureConfig, measure
+    """Measure the job's items interleaved; failures are reported at once, results at the end."""
+    from profiler.hostbench import MeasureConfig, measure_batch
 
     cfg = MeasureConfig(**job.get("config", {}))
     if job.get("affinity"):
         os.sched_setaffinity(0, job["affinity"])
-    for item in job["items"]:
-        t0 = time.perf_counter()
-        try:
-            samples = measure(job["runtime"], item, cfg)
-            rec: Dict[str, Any] = {"uid": item["uid"], "status": "ok", "samples": samples}
-        except Exception as e:  # a module that cannot run is recorded, not fatal
-            last = traceback.extract_tb(e.__traceback__)[-1:]
-            where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
-            rec = {"uid": item["uid"], "status": "failed", "error": f"{type(e).__name__}: {e}{where}"}
+    t0 = time.perf_counter()
+
+    def emit(rec: Dict[str, Any]) -> None:
         rec["elapsed_s"] = round(time.perf_counter() - t0, 4)
         out.write(json.dumps(rec) + "\n")
         out.flush()
+
+    def failed(item: Dict[str, Any], err: BaseException) -> None:
+        last = traceback.extract_tb(err.__traceback__)[-1:]
+        where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+        emit({"uid": item["uid"], "status": "failed", "error": f"{type(err).__name__}: {err}{where}"})
+
+    results = measure_batch(job["runtime"], job["items"], cfg, on_failure=failed)
+    for uid, samples in results.items():
+        emit({"uid": uid, "status": "ok", "samples": samples})
 
 
 def main() -> int:
