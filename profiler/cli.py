@@ -57,7 +57,10 @@ def _target(args: argparse.Namespace):
     if args.target == "host":
         from profiler.runner import HostTarget
         return HostTarget()
-    raise ProfilerError(f"--target {args.target}: unknown target (choose host)")
+    if args.target == "phone":
+        from profiler.cli_phone import phone_target
+        return phone_target(args)
+    raise ProfilerError(f"--target {args.target}: unknown target (choose host or phone)")
 
 
 def summary_lines(summary) -> List[str]:
@@ -90,6 +93,9 @@ def run_bench(args: argparse.Namespace, models: Path, out: Path, label: str):
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "docker", None):
+        from profiler.cli_docker import bench_in_docker
+        return bench_in_docker(args)
     summary = run_bench(args, Path(args.models), Path(args.out), "bench")
     return 1 if summary.failed else 0
 
@@ -177,8 +183,8 @@ def _add_fit_options(f: argparse.ArgumentParser) -> None:
 
 
 def _add_bench_options(b: argparse.ArgumentParser) -> None:
-    b.add_argument("--target", default="host", choices=["host"],
-                   help="where to run (default: host, this machine)")
+    b.add_argument("--target", default="host", choices=["host", "phone"],
+                   help="where to run (default: host, this machine; phone: Snapdragon phones over adb)")
     b.add_argument("--runtime", default="ORT_CPU",
                    help="comma-separated runtimes (host: ORT_CPU,NNABLA_CPU; default ORT_CPU)")
     b.add_argument("--resume", action="store_true",
@@ -196,6 +202,10 @@ def _add_bench_options(b: argparse.ArgumentParser) -> None:
                    help="re-measure an unstable result up to N times (default 2)")
     b.add_argument("--affinity", default="", help="comma-separated CPU ids to pin workers to")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from profiler.cli_phone import add_phone_options
+    add_phone_options(b)
+    from profiler.cli_docker import add_docker_options
+    add_docker_options(b)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(r)
     _add_bench_options(r)
     r.set_defaults(func=cmd_run)
+
+    from profiler.cli_docker import add_docker_commands
+    from profiler.cli_phone import add_phone_commands
+    add_phone_commands(sub)
+    add_docker_commands(sub)
     return p
 
 
