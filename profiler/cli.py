@@ -75,7 +75,7 @@ def summary_lines(summary) -> List[str]:
         lines.append(f"WARNING: {len(summary.unstable)} results stayed noisy (std > 10% of the mean) after "
                      "re-measuring; they are kept with their warnings (close other programs, pin CPUs "
                      "with --affinity, raise --min-time)")
-        for uid, rt, warns in summary.unstable[:5]:
+        for uid, rt, warns in summary.unstable[:3]:
             noisy = [w for w in warns if "std dev" in w] or warns
             lines.append(f"  {rt} {uid[:80]}: {noisy[0]}")
     return lines
