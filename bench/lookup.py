@@ -1,0 +1,98 @@
+"""Look-up throughput: architectures estimated per second.
+
+Compares, in one run on the same 10^5 sampled CIFAR architectures:
+  * baseline  - the original profiler's way: a Python dict look-up per module per architecture;
+  * LatencyTable.lookup, one architecture at a time;
+  * LatencyTable.sum_indices, vectorised over the whole batch (module-index matrix);
+  * the generated estimator.py, estimate() per architecture and estimate_many() per batch.
+Values are synthetic (look-up speed does not depend on them); UIDs are the real block UIDs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+from common import CIFAR, median_time, print_table, write_result
+
+N = 100_000
+RT = "CPU"
+
+
+def main() -> int:
+    import numpy as np
+    from profiler import arch as A
+    from profiler import modules as M
+    from profiler.codegen import write_estimator
+    from profiler.space import load_space
+    from profiler.table import LatencyTable
+
+    space = load_space(CIFAR)
+    pos = A.positions(space)
+    uids = [m.uid for m in A.candidate_modules(space, "block")]
+    rng = random.Random(0)
+    data = {u: {RT: {k: {"Min_Time": v, "Avg_Time": v, "Max_Time": v}
+                     for k in ("Layers Time", "Forward Propagate", "Total Inference Time")}}
+            for u in uids for v in [rng.uniform(10, 500)]}
+    table = LatencyTable(data)
+    choice_pos = [p for p in pos if p.choice]
+    archs = [M.module_uids(A.blocks_of(pos, [rng.randrange(p.n_choices) for p in choice_pos]), "block")
+             for _ in range(N)]
+    width = max(len(a) for a in archs)
+    idx = np.full((N, width), -1, dtype=np.int64)
+    for i, a in enumerate(archs):
+        idx[i, :len(a)] = table.index_of(a)
+
+    def baseline():
+        return [sum(data[u][RT]["Layers Time"]["Avg_Time"] for u in a) for a in archs]
+
+    def single():
+        return [sum(table.lookup(u, RT) for u in a) for a in archs[:20_000]]
+
+    def vectorised():
+        return table.sum_indices(idx, RT)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "estimator_bench.py"
+        values = {RT: {u: data[u][RT]["Layers Time"]["Avg_Time"] for u in uids}}
+        write_estimator(path, values, {RT: (1.0, 0.0)}, "Layers Time", "Avg_Time", {"device": "bench"})
+        spec = importlib.util.spec_from_file_location("estimator_bench", path)
+        est = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(est)
+
+        def est_single():
+            return [est.estimate(a, RT) for a in archs]
+
+        many = getattr(est, "estimate_many", None)
+
+        def est_many():
+            return many(archs, RT)
+
+        ref = np.array(baseline())
+        assert np.allclose(vectorised(), ref) and np.allclose(est_single(), ref)
+        rows = []
+        t_base = median_time(baseline)
+        results = {"baseline (dict per module)": (t_base, N)}
+        results["LatencyTable.lookup per arch"] = (median_time(single), 20_000)
+        results["LatencyTable.sum_indices (batch 1e5)"] = (median_time(vectorised), N)
+        results["estimator.py estimate() per arch"] = (median_time(est_single), N)
+        if many is not None:
+            assert np.allclose(est_many(), ref)
+            results["estimator.py estimate_many() (batch 1e5)"] = (median_time(est_many), N)
+    base_rate = N / t_base
+    out = {}
+    for name, (t, n) in results.items():
+        rate = n / t
+        rows.append([name, rate, rate / base_rate])
+        out[name] = {"archs_per_s": rate, "vs_baseline": rate / base_rate, "median_s": t, "n": n}
+    print(f"look-up throughput, {N} CIFAR architectures, {len(uids)} modules, median of 5")
+    print_table(["method", "archs/s", "x baseline"], rows)
+    print(f"-> {write_result('lookup', {'n_arch': N, 'results': out})}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
