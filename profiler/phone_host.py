@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from profiler.hashing import file_digest
 from profiler.errors import ToolError
 from profiler.snpe import (DlcInfo, QuantizeOptions, Sdk, diagview_cmd, dlc_info_cmd, images_to_raw,
                            needs_quantized_dlc, onnx_to_dlc_cmd, parse_dlc_info, quantize_cmds,
@@ -83,11 +84,7 @@ def run_tool(cmd: Sequence[str], sdk: Sdk, *, about: str, timeout: float) -> str
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def _key_hash(key: Mapping[str, Any]) -> str:

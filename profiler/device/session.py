@@ -14,7 +14,6 @@ present from Android 6 (API 23).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import posixpath
 import re
 import shlex
@@ -29,6 +28,7 @@ from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequenc
 import adbutils
 from adbutils.errors import AdbError, AdbTimeout
 
+from profiler.hashing import file_digest
 from profiler.errors import DeviceError, ToolError
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -230,11 +230,7 @@ def parse_device_state(text: str) -> DeviceState:
 
 
 def _md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def _quote(path: str) -> str:

@@ -534,6 +534,7 @@ class _Handler(socketserver.BaseRequestHandler):
             return
         try:
             sock.settimeout(self.adb.io_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
             req = self._read_request()
             if req is None:
                 return
