@@ -72,12 +72,11 @@ def summary_lines(summary) -> List[str]:
     if len(summary.failed) > 20:
         lines.append(f"  ... and {len(summary.failed) - 20} more failures (see the store)")
     if summary.unstable:
-        lines.append(f"WARNING: {len(summary.unstable)} results stayed noisy (std > 10% of the mean) after "
-                     "re-measuring; they are kept with their warnings (close other programs, pin CPUs "
-                     "with --affinity, raise --min-time)")
+        lines.append(f"WARNING: {len(summary.unstable)} results stayed noisy (interquartile range > 10% of "
+                     "the median) after re-measuring; they are kept with their warnings (close other "
+                     "programs, pin CPUs with --affinity, raise --min-time)")
         for uid, rt, warns in summary.unstable[:3]:
-            noisy = [w for w in warns if "std dev" in w] or warns
-            lines.append(f"  {rt} {uid[:80]}: {noisy[0]}")
+            lines.append(f"  {rt} {uid[:80]}: {warns[0] if warns else 'noisy'}")
     return lines
 
 

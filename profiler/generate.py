@@ -62,33 +62,43 @@ def generator_info() -> Dict[str, Any]:
 
 
 def generate(space_path: Path, out_dir: Path, granularity: str = "block",
-             on_progress: Optional[Progress] = None) -> Path:
+             on_progress: Optional[Progress] = None, jobs: Optional[int] = None) -> Path:
     """Write every unique module of the space and ``manifest.json``; return the manifest path.
 
     Files already written by an earlier run for the same UID are reused; nothing else in
-    ``out_dir`` is touched.
+    ``out_dir`` is touched. Models are written by ``jobs`` processes (default: one per CPU).
     """
-    from profiler.modelgen import write_model
+    from profiler.modelgen import ModelTask, write_models
     space = load_space(space_path)
     pos = A.positions(space)
     check_shapes(pos)
     specs = A.candidate_modules(space, granularity)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _previous(out_dir)
-    entries: List[Dict[str, Any]] = []
-    for i, spec in enumerate(specs):
+    entries: Dict[str, Dict[str, Any]] = {}
+    todo = []
+    for spec in specs:
         old = previous.get(spec.uid)
         if old is not None and old.get("generator") == __version__:
-            entries.append(old)
+            entries[spec.uid] = old
         else:
-            result = write_model([spec], out_dir, M.file_stem(spec.uid), spec.uid, "module")
-            entry = module_entry(spec, {"nnp": result["nnp"], "onnx": result["onnx"]})
-            if result["output_shape"] != entry["output_shape"]:
-                raise RuntimeError(f"internal error: {spec.uid} builds output {result['output_shape']}")
-            entry["generator"] = __version__
-            entries.append(entry)
+            todo.append(ModelTask((spec,), M.file_stem(spec.uid), spec.uid, "module"))
+    done = [len(entries)]
+    if on_progress:
+        on_progress(done[0], len(specs), "")
+
+    def finished(_i: int, task: Any, result: Dict[str, Any]) -> None:
+        spec = task.blocks[0]
+        entry = module_entry(spec, {"nnp": result["nnp"], "onnx": result["onnx"]})
+        if result["output_shape"] != entry["output_shape"]:
+            raise RuntimeError(f"internal error: {spec.uid} builds output {result['output_shape']}")
+        entry["generator"] = __version__
+        entries[spec.uid] = entry
+        done[0] += 1
         if on_progress:
-            on_progress(i + 1, len(specs), spec.uid)
+            on_progress(done[0], len(specs), spec.uid)
+
+    write_models(todo, out_dir, jobs=jobs, on_done=finished)
     return write_manifest(out_dir, {"kind": "modules", "space": space_info(space),
                                     "granularity": granularity, "generator": generator_info(),
-                                    "entries": entries})
+                                    "entries": [entries[spec.uid] for spec in specs]})

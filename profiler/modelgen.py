@@ -15,7 +15,8 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from profiler import modules as M
 
@@ -218,6 +219,50 @@ def write_model(blocks: Sequence[Optional[M.ModuleSpec]], out_dir: Path, stem: s
     save_nnp(nnp, x, y, name)
     export_onnx(nnp, onnx_file)
     return {"nnp": nnp.name, "onnx": onnx_file.name, "output_shape": list(y.shape)}
+
+
+@dataclass(frozen=True)
+class ModelTask:
+    """One model to write: its blocks, file stem, parameter seed text and network name."""
+
+    blocks: Tuple[Optional[M.ModuleSpec], ...]
+    stem: str
+    seed_text: str
+    name: str
+
+
+def _run_task(task: "ModelTask", out_dir: Path) -> Dict[str, Any]:
+    return write_model(task.blocks, out_dir, task.stem, task.seed_text, task.name)
+
+
+def write_models(tasks: Sequence["ModelTask"], out_dir: Path, jobs: Optional[int] = None,
+                 on_done: Optional[Callable[[int, "ModelTask", Dict[str, Any]], None]] = None
+                 ) -> List[Dict[str, Any]]:
+    """Write every task's model, in ``jobs`` processes (default: one per CPU, at most 8).
+
+    Each file depends only on its own task (seeded parameters, positional ONNX names), so
+    the output is identical whatever the number of processes. ``on_done(i, task, result)``
+    is called in this process as models finish; results are returned in task order.
+    """
+    jobs = jobs or min(8, os.cpu_count() or 1)
+    results: List[Optional[Dict[str, Any]]] = [None] * len(tasks)
+    if jobs <= 1 or len(tasks) < 4:
+        for i, t in enumerate(tasks):
+            results[i] = _run_task(t, out_dir)
+            if on_done:
+                on_done(i, t, results[i])
+        return results  # type: ignore[return-value]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    ctx = multiprocessing.get_context("spawn")  # no inherited nnabla state
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_run_task, t, out_dir): i for i, t in enumerate(tasks)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            results[i] = fut.result()
+            if on_done:
+                on_done(i, tasks[i], results[i])
+    return results  # type: ignore[return-value]
 
 
 def onnx_op_types(onnx_path: Path) -> List[str]:

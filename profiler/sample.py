@@ -60,9 +60,11 @@ def _sum(table: Any, uids: List[str], runtime: str, key: str, stat: str, arch_id
 
 def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Optional[Path] = None,
            granularity: Optional[str] = None, key: str = "Layers Time", stat: str = "Avg_Time",
-           on_progress: Optional[Progress] = None) -> Path:
-    """Draw ``num`` networks, write their models and ``manifest.json`` (+ ``accum.json``)."""
-    from profiler.modelgen import write_model
+           on_progress: Optional[Progress] = None, jobs: Optional[int] = None) -> Path:
+    """Draw ``num`` networks, write their models and ``manifest.json`` (+ ``accum.json``).
+
+    Models are written by ``jobs`` processes (default: one per CPU)."""
+    from profiler.modelgen import ModelTask, write_models
     space = load_space(space_path)
     table = None
     if table_path is not None:
@@ -83,21 +85,30 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
         old = {e["uid"]: e for e in read_manifest(out_dir)["entries"]}
     except ManifestError:
         old = {}
-    entries = []
-    for i, a in enumerate(archs):
+    entries: Dict[str, Dict[str, Any]] = {}
+    todo = []
+    for a in archs:
         prev = old.get(a.arch_id)
         if prev and prev.get("choices") == list(a.choices) and all(
                 (out_dir / f).is_file() for f in prev["files"].values()):
-            entries.append(prev)
+            entries[a.arch_id] = prev
         else:
-            result = write_model(A.blocks_of(pos, a.choices), out_dir, a.arch_id, a.arch_id, "network")
-            entries.append(network_entry(a, pos, {"nnp": result["nnp"], "onnx": result["onnx"]}))
+            todo.append(ModelTask(tuple(A.blocks_of(pos, a.choices)), a.arch_id, a.arch_id, "network"))
+    by_id = {a.arch_id: a for a in archs}
+    if on_progress:
+        on_progress(len(entries), len(archs), "")
+
+    def finished(_i: int, task: Any, result: Dict[str, Any]) -> None:
+        entries[task.stem] = network_entry(by_id[task.stem], pos, {"nnp": result["nnp"], "onnx": result["onnx"]})
         if on_progress:
-            on_progress(i + 1, len(archs), a.arch_id)
+            on_progress(len(entries), len(archs), task.stem)
+
+    write_models(todo, out_dir, jobs=jobs, on_done=finished)
+    entries_list = [entries[a.arch_id] for a in archs]
     path = write_manifest(out_dir, {"kind": "networks", "space": space_info(space), "granularity": granularity,
-                                    "seed": seed, "generator": generator_info(), "entries": entries})
+                                    "seed": seed, "generator": generator_info(), "entries": entries_list})
     if table is not None:
         write_json_atomic(out_dir / ACCUM_FILE, {
             "table": str(Path(table_path).resolve()), "granularity": granularity, "key": key, "stat": stat,
-            "unit": "us", "accumulated": accumulate(entries, table, granularity, key, stat)})
+            "unit": "us", "accumulated": accumulate(entries_list, table, granularity, key, stat)})
     return path
