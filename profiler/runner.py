@@ -80,10 +80,16 @@ class HostTarget(Target):
         return facts
 
     def check_runtimes(self, runtimes: Sequence[str]) -> None:
+        import importlib.util
+        needs = {"ORT_CPU": "onnxruntime", "NNABLA_CPU": "nnabla"}
         for rt in runtimes:
             if rt not in HOST_RUNTIMES:
                 raise ProfilerError(f"--runtime {rt}: not a host runtime (choose from "
                                     f"{', '.join(HOST_RUNTIMES)}; phone runtimes need --target phone)")
+            if importlib.util.find_spec(needs[rt]) is None:
+                raise ProfilerError(f"--runtime {rt}: the Python package {needs[rt]!r} is not installed "
+                                    "here (the docker bench image carries only onnxruntime); install it "
+                                    "or choose another runtime")
 
     def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
         """One worker for the batch; if it crashes or hangs, the unreported items are re-run
