@@ -47,7 +47,8 @@ def _session_config(args: argparse.Namespace):
     from profiler.hostbench import MeasureConfig
     from profiler.runner import SessionConfig
     measure = MeasureConfig(warmup=args.warmup, min_time_s=args.min_time, min_repeat=args.min_repeat,
-                            max_repeat=args.max_repeat, layer_runs=args.layer_runs, threads=args.threads)
+                            max_repeat=args.max_repeat, layer_runs=args.layer_runs, threads=args.threads,
+                            rounds=args.rounds)
     affinity = [int(c) for c in _csv_list(args.affinity)] if args.affinity else None
     return SessionConfig(runtimes=_csv_list(args.runtime), measure=measure, batch_size=args.batch_size,
                          timeout_s=args.timeout, remeasure=args.remeasure, affinity=affinity)
@@ -149,6 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from profiler.progress import Progress
     result = run_pipeline(Path(args.space), Path(args.out), _target(args), _session_config(args),
                           num=args.num, seed=args.seed, granularity=args.granularity, key=args.key,
+                          stat=args.stat,
                           table_key=args.table_key, table_stat=args.table_stat, robust=args.robust,
                           on_stage=lambda msg: _info(f"== {msg}"),
                           progress=lambda label: Progress(label, quiet=args.quiet))
@@ -176,8 +178,10 @@ def _add_fit_options(f: argparse.ArgumentParser) -> None:
     f.add_argument("--table-key", default="Layers Time",
                    choices=["Layers Time", "Forward Propagate", "Total Inference Time"],
                    help="table LatencyKey summed over a network's modules (default: Layers Time)")
-    f.add_argument("--table-stat", default="Avg_Time", choices=["Avg_Time", "Min_Time", "Max_Time", "Median_Time"],
-                   help="table statistic summed (default: Avg_Time)")
+    f.add_argument("--table-stat", default="Median_Time", choices=["Median_Time", "Avg_Time", "Min_Time", "Max_Time"],
+                   help="table statistic summed (default: Median_Time; see docs/accuracy.md)")
+    f.add_argument("--stat", default="Median_Time", choices=["Median_Time", "Avg_Time", "Min_Time", "Max_Time"],
+                   help="statistic of the measured network latency (default: Median_Time)")
     f.add_argument("--robust", action="store_true", help="Huber regression instead of least squares")
 
 
@@ -195,7 +199,10 @@ def _add_bench_options(b: argparse.ArgumentParser) -> None:
     b.add_argument("--min-repeat", type=int, default=30, help="at least this many timed runs (default 30)")
     b.add_argument("--max-repeat", type=int, default=1000, help="at most this many timed runs (default 1000)")
     b.add_argument("--layer-runs", type=int, default=20, help="profiled runs for Layers Time (default 20)")
-    b.add_argument("--batch-size", type=int, default=8, help="modules per worker process (default 8)")
+    b.add_argument("--batch-size", type=int, default=64,
+                   help="modules measured together, interleaved, in one worker process (default 64)")
+    b.add_argument("--rounds", type=int, default=20,
+                   help="interleaved rounds a batch's timed runs are spread over (default 20)")
     b.add_argument("--timeout", type=float, default=600.0, help="seconds before a module is failed (default 600)")
     b.add_argument("--remeasure", type=int, default=2,
                    help="re-measure an unstable result up to N times (default 2)")
@@ -245,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--granularity", choices=["block", "leaf"], default=None,
                    help="granularity of the table look-ups (default: the table's, else block)")
     s.add_argument("--table-key", default="Layers Time", help="table LatencyKey summed (default: Layers Time)")
-    s.add_argument("--table-stat", default="Avg_Time", help="table statistic summed (default: Avg_Time)")
+    s.add_argument("--table-stat", default="Median_Time", help="table statistic summed (default: Median_Time)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sample)
 
@@ -254,7 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--measured", required=True, nargs="+", help="results store(s) of the sampled networks")
     f.add_argument("--table", required=True, help="latency table (NAME.json or NAME.csv)")
     f.add_argument("--out", required=True, help="estimator.py to write (report.json/.png go beside it)")
-    f.add_argument("--stat", default="Avg_Time", help="statistic of the measured latency (default Avg_Time)")
     f.add_argument("--runtime", default="", help="comma-separated runtimes (default: all measured)")
     f.add_argument("--folds", type=int, default=5, help="k of the k-fold held-out evaluation (default 5)")
     _add_fit_options(f)

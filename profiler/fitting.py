@@ -88,8 +88,8 @@ def provenance(table: Any, table_path: Path, extra: Dict[str, Any]) -> Dict[str,
 
 
 def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out: Path,
-                  key: str = "Total Inference Time", stat: str = "Avg_Time",
-                  table_key: str = "Layers Time", table_stat: str = "Avg_Time", robust: bool = False,
+                  key: str = "Total Inference Time", stat: str = "Median_Time",
+                  table_key: str = "Layers Time", table_stat: str = "Median_Time", robust: bool = False,
                   folds: int = 5, seed: int = 0, runtimes: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Fit per runtime and write ``out`` (estimator.py) plus report.json/report.png beside it."""
     from profiler.codegen import write_estimator

@@ -40,7 +40,7 @@ class MeasureConfig:
     max_repeat: int = 1000
     layer_runs: int = 20
     threads: int = 1
-    rounds: int = 5
+    rounds: int = 20
 
 
 def calibrate(fn: Callable[[], Any], cfg: MeasureConfig, clock: Clock = time.perf_counter_ns) -> int:

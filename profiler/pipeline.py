@@ -59,7 +59,8 @@ class PipelinePaths:
 
 def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig, num: int = 50,
                  seed: int = 0, granularity: str = "block", key: str = "Total Inference Time",
-                 table_key: str = "Layers Time", table_stat: str = "Avg_Time", robust: bool = False,
+                 stat: str = "Median_Time", table_key: str = "Layers Time",
+                 table_stat: str = "Median_Time", robust: bool = False,
                  on_stage: Optional[Stage] = None,
                  progress: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
     """Run every step; ``progress(label)`` returns a context manager with ``update``."""
@@ -104,7 +105,7 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
                                             on_progress=b.update if b else None)
     stage("6/6 fit estimator")
     result = fit_estimator(paths.networks, [paths.network_results], Path(f"{paths.table}.json"),
-                           paths.estimator, key=key, table_key=table_key, table_stat=table_stat,
+                           paths.estimator, key=key, stat=stat, table_key=table_key, table_stat=table_stat,
                            robust=robust)
     result["summaries"] = summaries
     result["paths"] = paths

@@ -33,7 +33,7 @@ Progress = Callable[[int, int, str, int], None]
 class SessionConfig:
     runtimes: Sequence[str]
     measure: MeasureConfig = field(default_factory=MeasureConfig)
-    batch_size: int = 8
+    batch_size: int = 64
     timeout_s: float = 600.0
     remeasure: int = 2
     affinity: Optional[List[int]] = None

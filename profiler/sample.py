@@ -59,7 +59,7 @@ def _sum(table: Any, uids: List[str], runtime: str, key: str, stat: str, arch_id
 
 
 def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Optional[Path] = None,
-           granularity: Optional[str] = None, key: str = "Layers Time", stat: str = "Avg_Time",
+           granularity: Optional[str] = None, key: str = "Layers Time", stat: str = "Median_Time",
            on_progress: Optional[Progress] = None, jobs: Optional[int] = None) -> Path:
     """Draw ``num`` networks, write their models and ``manifest.json`` (+ ``accum.json``).
 
