@@ -199,8 +199,9 @@ def _add_bench_options(b: argparse.ArgumentParser) -> None:
     b.add_argument("--min-repeat", type=int, default=30, help="at least this many timed runs (default 30)")
     b.add_argument("--max-repeat", type=int, default=1000, help="at most this many timed runs (default 1000)")
     b.add_argument("--layer-runs", type=int, default=20, help="profiled runs for Layers Time (default 20)")
-    b.add_argument("--batch-size", type=int, default=64,
-                   help="modules measured together, interleaved, in one worker process (default 64)")
+    b.add_argument("--batch-size", type=int, default=0,
+                   help="modules measured together, interleaved, in one worker process "
+                        "(default 0: the whole session, which cancels machine drift best)")
     b.add_argument("--rounds", type=int, default=20,
                    help="interleaved rounds a batch's timed runs are spread over (default 20)")
     b.add_argument("--timeout", type=float, default=600.0, help="seconds before a module is failed (default 600)")

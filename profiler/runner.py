@@ -33,7 +33,7 @@ Progress = Callable[[int, int, str, int], None]
 class SessionConfig:
     runtimes: Sequence[str]
     measure: MeasureConfig = field(default_factory=MeasureConfig)
-    batch_size: int = 64
+    batch_size: int = 0  # 0: every pending module of a runtime in one interleaved batch
     timeout_s: float = 600.0
     remeasure: int = 2
     affinity: Optional[List[int]] = None
@@ -238,21 +238,36 @@ def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, res
     with store:
         if on_progress:
             on_progress(finished, total, "", 0)
+
+        def record(rec: Dict[str, Any], rt: str) -> None:
+            nonlocal finished
+            final = _finalise(rec, rt, rec.get("attempts", 1))
+            store.add(final)
+            finished += 1
+            if final["status"] != "ok":
+                failed.append((final["uid"], rt, final["error"]))
+            elif final["noisy"]:
+                unstable.append((final["uid"], rt, final["warnings"]))
+            if on_progress:
+                on_progress(finished, total, final["uid"], len(failed))
+
         for rt in cfg.runtimes:
             items = [_item(doc, e) for r, e in work if r == rt]
-            for start in range(0, len(items), cfg.batch_size):
-                batch = items[start:start + cfg.batch_size]
-                for rec in target.run_batch(rt, batch, cfg):
-                    rec, attempts = _remeasure_if_unstable(target, rt, batch, rec, cfg)
-                    final = _finalise(rec, rt, attempts)
-                    store.add(final)
-                    finished += 1
-                    if final["status"] != "ok":
-                        failed.append((final["uid"], rt, final["error"]))
-                    elif final["noisy"]:
-                        unstable.append((final["uid"], rt, final["warnings"]))
-                    if on_progress:
-                        on_progress(finished, total, final["uid"], len(failed))
+            size = cfg.batch_size if cfg.batch_size > 0 else max(1, len(items))
+            for start in range(0, len(items), size):
+                batch = items[start:start + size]
+                held: Dict[str, Dict[str, Any]] = {}  # noisy results waiting for a re-measure
+                try:
+                    for rec in target.run_batch(rt, batch, cfg):
+                        rec = _scored(rec)
+                        if rec["status"] == "ok" and rec["noisy"] and cfg.remeasure > 0:
+                            held[rec["uid"]] = rec
+                        else:
+                            record(rec, rt)
+                    _remeasure(target, rt, batch, held, cfg)
+                finally:  # Ctrl-C or a crash: what was measured is still stored
+                    for rec in held.values():
+                        record(rec, rt)
     return SessionSummary(Path(out), total, len(work), total - len(work), failed, unstable)
 
 
@@ -261,22 +276,31 @@ def _item(doc: Dict[str, Any], entry: Dict[str, Any]) -> Dict[str, Any]:
             "nnp": str(entry_file(doc, entry, "nnp")), "input_shapes": entry["input_shapes"]}
 
 
-def _remeasure_if_unstable(target: Target, runtime: str, batch: List[Dict[str, Any]],
-                           rec: Dict[str, Any], cfg: SessionConfig) -> Tuple[Dict[str, Any], int]:
-    """Re-measure an unstable result up to ``cfg.remeasure`` times; keep the steadiest."""
+def _scored(rec: Dict[str, Any]) -> Dict[str, Any]:
+    """The record with its stability warnings, noise score and ``noisy`` flag."""
     if rec["status"] != "ok":
-        return rec, 1
+        return rec
     warnings, score = _instability(rec["samples"])
-    best, best_score, attempts = dict(rec, warnings=warnings), score, 1
-    item = next(it for it in batch if it["uid"] == rec["uid"])
-    while best_score > MAX_REL_IQR and attempts <= cfg.remeasure:
-        attempts += 1
-        again = list(target.run_batch(runtime, [item], cfg))[0]
-        if again["status"] != "ok":
-            break
-        warnings, score = _instability(again["samples"])
-        if score < best_score:
-            best, best_score = dict(again, warnings=warnings), score
-    best["noisy"] = best_score > MAX_REL_IQR
-    best["rel_iqr"] = round(best_score, 5)
-    return best, attempts
+    if score > MAX_REL_IQR:
+        warnings.insert(0, f"interquartile range is {100 * score:.0f}% of the median (> {100 * MAX_REL_IQR:.0f}%): "
+                           "the machine's speed varied during the session; close other programs, "
+                           "pin CPUs with --affinity, or run longer")
+    return dict(rec, warnings=warnings, rel_iqr=round(score, 5), noisy=score > MAX_REL_IQR,
+                attempts=rec.get("attempts", 1))
+
+
+def _remeasure(target: Target, runtime: str, batch: List[Dict[str, Any]],
+               held: Dict[str, Dict[str, Any]], cfg: SessionConfig) -> None:
+    """Re-measure the noisy results of a batch together (interleaved, like the first attempt)
+    up to ``cfg.remeasure`` times, keeping each module's steadiest attempt in ``held``."""
+    by_uid = {it["uid"]: it for it in batch}
+    for attempt in range(2, cfg.remeasure + 2):
+        noisy = [by_uid[uid] for uid, rec in held.items() if rec["noisy"]]
+        if not noisy:
+            return
+        for again in target.run_batch(runtime, noisy, cfg):
+            old = held[again["uid"]]
+            old["attempts"] = attempt
+            again = _scored(again)
+            if again["status"] == "ok" and again["rel_iqr"] < old["rel_iqr"]:
+                held[again["uid"]] = dict(again, attempts=attempt)
