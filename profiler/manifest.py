@@ -32,13 +32,12 @@ def manifest_path(models_dir: Union[str, Path]) -> Path:
 
 def write_json_atomic(path: Path, doc: Any, indent: Union[int, None] = 1) -> None:
     """Write JSON to ``path`` via a temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    from profiler.atomic import replacing
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=indent, sort_keys=False)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_manifest(models_dir: Path, doc: Dict[str, Any]) -> Path:

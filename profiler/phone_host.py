@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from profiler.atomic import replacing
 from profiler.hashing import file_digest
 from profiler.errors import ToolError
 from profiler.snpe import (DlcInfo, QuantizeOptions, Sdk, diagview_cmd, dlc_info_cmd, images_to_raw,
@@ -246,13 +247,8 @@ class HostPrep:
         with self._lock(path):
             if path.is_file() and _read_key(sidecar) == _norm(key):
                 return
-            tmp = path.with_name(f"{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
-            try:
+            with replacing(path) as tmp:
                 build(tmp)
-                os.replace(tmp, path)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
             _write_key(sidecar, key)
 
     def _cached_dir(self, folder: Path, key: Mapping[str, Any], build: Callable[[Path], None]) -> None:

@@ -59,13 +59,9 @@ def report_dict(fit_report: FitReport, extra: Optional[Mapping[str, Any]] = None
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from profiler.atomic import replacing
+    with replacing(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_report(fit_report: FitReport, out_dir: Union[str, "os.PathLike[str]"],
