@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["lookup.py", "reproducibility.py", "overhead.py", "fidelity.py"]
+SCRIPTS = ["lookup.py", "reproducibility.py", "overhead.py", "phone_overhead.py", "fidelity.py"]
 
 
 def main() -> int:

@@ -12,6 +12,9 @@ image, the engine tests are skipped with the reason (``pytest -ra`` prints it).
   build never needs an index, and HTTPS from containers may be intercepted by a proxy).
 * Runner image: ``profiler-bench:test``, rebuilt only when the sources' hash changes (the layer
   cache keeps the base and venv layers).
+* Phone image: ``profiler-bench:test-phone``, the runner image plus ``onnx`` (for the fake SDK's
+  ``snpe-onnx-to-dlc``, as a real SDK's converter needs it too), from a second cached
+  wheelhouse; rebuilt only when the runner image changes.
 
 The directory has no ``__init__.py`` on purpose: pytest would import it as the top-level
 package ``docker`` and shadow the docker SDK. Without a package, a ``conftest.py`` here would
@@ -130,3 +133,99 @@ def bench_image(docker_client, base_image, wheelhouse) -> str:
         except Exception:  # noqa: BLE001 - still used by a container, or already gone
             pass
     return IMAGE_TAG
+
+
+# --- the phone image: the runner image + onnx for the SDK's converter ---------------------
+
+PHONE_IMAGE_TAG = "profiler-bench:test-phone"
+# The SNPE converters are Python programs that import onnx; the runner image does not carry it
+# (it only measures), so a phone session in a container needs it added, as with a real SDK.
+# The versions of requirements.lock; numpy is the image's own.
+CONVERTER_WHEELS = ("onnx==1.13.1", "protobuf==3.20.3", "typing_extensions==4.16.0")
+_PHONE_DOCKERFILE = """ARG PARENT
+FROM ${PARENT}
+COPY wheels /tmp/converter-wheels/
+RUN /opt/profiler-venv/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir --no-index \\
+        --find-links /tmp/converter-wheels %s \\
+    && rm -rf /tmp/converter-wheels \\
+    && /opt/profiler-venv/bin/python -c "import onnx, onnx.shape_inference"
+ARG PARENT_ID
+LABEL profiler.test.parent="${PARENT_ID}"
+"""
+
+
+def _converter_wheels(version: str) -> Path:
+    """``CONVERTER_WHEELS`` for CPython ``version`` (binary, no dependencies), cached."""
+    import platform
+    import subprocess
+    import sys
+
+    from profiler import docker_session as ds
+    dest = CACHE / f"converter-wheels-cp{version.replace('.', '')}-{platform.machine()}"
+    stamp = dest / ".requirements"
+    want = "\n".join(CONVERTER_WHEELS)
+    if ds.wheel_count(dest) and stamp.is_file() and stamp.read_text() == want:
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    major, minor = version.split(".")
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+           "--only-binary=:all:", "--implementation", "cp", "--python-version", version,
+           "--abi", f"cp{major}{minor}", "-d", str(dest), *CONVERTER_WHEELS]
+    for plat in ds._manylinux_platforms(platform.machine()):
+        cmd += ["--platform", plat]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join(l for l in proc.stderr.strip().splitlines() if "WARNING" not in l)[-300:]
+        shutil.rmtree(dest, ignore_errors=True)
+        pytest.skip(f"docker phone test skipped: no wheels of {', '.join(CONVERTER_WHEELS)} for Python "
+                    f"{version}: {tail}")
+    stamp.write_text(want)
+    _log(f"converter wheels for Python {version} downloaded in {time.monotonic() - t0:.0f} s -> {dest}")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def phone_image(docker_client, bench_image) -> str:
+    """``profiler-bench:test-phone``: the runner image with onnx installed in its venv."""
+    import io
+    import tarfile
+
+    from profiler import docker_session as ds
+    parent = ds.find_image(docker_client, bench_image)
+    if ds.image_exists(docker_client, PHONE_IMAGE_TAG):
+        info = ds.find_image(docker_client, PHONE_IMAGE_TAG)
+        if info.labels.get("profiler.test.parent") == parent.id:
+            return PHONE_IMAGE_TAG
+        old = info.id
+    else:
+        old = None
+    version = ds.python_in_image(docker_client, bench_image)
+    wheels = _converter_wheels(version or "")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        text = (_PHONE_DOCKERFILE % " ".join(CONVERTER_WHEELS)).encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+        for whl in sorted(wheels.glob("*.whl")):
+            tar.add(str(whl), arcname=f"wheels/{whl.name}")
+    buf.seek(0)
+    t0 = time.monotonic()
+    last: list = []
+    for chunk in docker_client.api.build(fileobj=buf, custom_context=True, tag=PHONE_IMAGE_TAG, rm=True,
+                                         forcerm=True, pull=False, decode=True,
+                                         buildargs={"PARENT": bench_image, "PARENT_ID": parent.id}):
+        if "error" in chunk:
+            raise AssertionError(f"building {PHONE_IMAGE_TAG} failed: {chunk['error']} ({' | '.join(last[-3:])})")
+        last += [l for l in (chunk.get("stream") or "").splitlines() if l.strip()]
+    _log(f"image {PHONE_IMAGE_TAG} built in {time.monotonic() - t0:.0f} s")
+    new = ds.find_image(docker_client, PHONE_IMAGE_TAG)
+    if old and old != new.id:
+        try:
+            docker_client.images.remove(old)
+        except Exception:  # noqa: BLE001 - still used by a container, or already gone
+            pass
+    return PHONE_IMAGE_TAG
+

@@ -12,7 +12,13 @@ layout of that version (see ``docs/snpe.md``)::
 
 Every tool is a standalone Python script (``#!<this interpreter>``) made of
 :mod:`tests.phone.fake_tools` plus its name, the SDK version and the path of ``calls.jsonl``,
-where host tools log their argument lists.
+where host tools log their argument lists (and the interpreter that ran them).
+
+For an SDK that runs elsewhere (mounted into the bench-runner container): ``host_python``
+is the ``#!`` interpreter of the host tools (e.g. ``"/usr/bin/env python3"``: the image's
+venv Python, which must have ``onnx`` for the converter), ``device_python`` the one of
+``snpe-net-run`` (run by the loopback adb server on the test machine: keep this interpreter),
+and ``calls`` a writable path for the call log when the SDK itself is mounted read-only.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Union
 
 HERE = Path(__file__).resolve().parent
 HOST_TOOLS_1X = ("snpe-onnx-to-dlc", "snpe-dlc-info", "snpe-diagview", "snpe-dlc-quantize")
@@ -44,9 +50,9 @@ def device_layout(version: str):
     return "aarch64-android-gcc4.9", ["lib/dsp"]
 
 
-def tool_source(tool: str, version: str, calls: str) -> str:
+def tool_source(tool: str, version: str, calls: str, python: Optional[str] = None) -> str:
     body = (HERE / "fake_tools.py").read_text(encoding="utf-8")
-    return (f"#!{sys.executable}\n"
+    return (f"#!{python or sys.executable}\n"
             f"TOOL = {tool!r}\nVERSION = {version!r}\nCALLS = {calls!r}\n"
             + body + "\n\nif __name__ == '__main__':\n    sys.exit(main())\n")
 
@@ -63,15 +69,17 @@ def _write_lib(path: Path) -> None:
     path.chmod(0o644)
 
 
-def make_fake_sdk(parent: Path, version: str = "2.10.0.4541") -> Path:
+def make_fake_sdk(parent: Path, version: str = "2.10.0.4541", *, host_python: Optional[str] = None,
+                  device_python: Optional[str] = None, calls: Optional[Union[str, Path]] = None) -> Path:
+    """Write the fake SDK ``parent/snpe-<version>/``; see the module docstring for the options."""
     root = Path(parent) / f"snpe-{version}"
-    calls = str(root / "calls.jsonl")
+    calls = str(calls or root / "calls.jsonl")
     host = root / "bin" / "x86_64-linux-clang"
     tools = HOST_TOOLS_2X if _vt(version) >= (2, 0, 0) else HOST_TOOLS_1X
     for tool in tools:
-        _write_exe(host / tool, tool_source(tool, version, calls))
+        _write_exe(host / tool, tool_source(tool, version, calls, host_python))
     target, dsp_dirs = device_layout(version)
-    _write_exe(root / "bin" / target / "snpe-net-run", tool_source("snpe-net-run", version, ""))
+    _write_exe(root / "bin" / target / "snpe-net-run", tool_source("snpe-net-run", version, "", device_python))
     libs = ["libSNPE.so", "libc++_shared.so"]
     if _vt(version) >= (2, 10, 0):
         libs += ["libSnpeHtpV73Stub.so", "libSnpeHtpPrepare.so"]
@@ -89,9 +97,10 @@ def make_fake_sdk(parent: Path, version: str = "2.10.0.4541") -> Path:
     return root
 
 
-def tool_calls(sdk_root: Path, tool: str = None) -> List[Dict]:
-    """Logged host-tool calls ``[{"tool", "argv", "cwd"}, ...]`` (optionally of one tool)."""
-    path = Path(sdk_root) / "calls.jsonl"
+def tool_calls(sdk_root: Path, tool: str = None, calls: Optional[Union[str, Path]] = None) -> List[Dict]:
+    """Logged host-tool calls ``[{"tool", "argv", "cwd", "python"}, ...]`` (optionally of one tool),
+    from ``calls`` when the SDK was made with another call-log path."""
+    path = Path(calls) if calls else Path(sdk_root) / "calls.jsonl"
     if not path.exists():
         return []
     calls = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

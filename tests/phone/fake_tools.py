@@ -24,7 +24,8 @@ What is faithful and what is private:
 Faults for tests come from the ONNX model's ``metadata_props`` key ``fake_fault``:
 ``corrupt_diag`` (snpe-net-run writes a truncated log), ``netrun_crash`` (snpe-net-run exits
 with an SNPE error), ``quantize_fail`` (the quantizer fails). Every host-tool call is appended
-to ``CALLS`` (JSON lines: tool, argv) so tests can check the flags.
+to ``CALLS`` (JSON lines: tool, argv, cwd, the Python that ran it) so tests can check the
+flags and where the tool ran (e.g. inside the bench-runner container).
 
 Standard library only (the converter imports onnx when it runs).
 """
@@ -100,7 +101,8 @@ def parse_flags(argv, values, switches, multi=(), pairs=(), aliases=None):
 def log_call(argv):
     if not CALLS:
         return
-    line = (json.dumps({"tool": TOOL, "argv": argv, "cwd": os.getcwd()}) + "\n").encode()
+    line = (json.dumps({"tool": TOOL, "argv": argv, "cwd": os.getcwd(), "python": sys.executable})
+            + "\n").encode()
     fd = os.open(CALLS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)

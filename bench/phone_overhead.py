@@ -1,0 +1,263 @@
+"""Phone session overhead, emulated: the share of a phone session's time spent outside the runs
+of ``snpe-net-run`` on the phones, and where the rest goes.
+
+EVERYTHING HERE IS EMULATED (the test fixtures of tests/): the phones are sandboxes of the
+loopback adb server (tests/device/adbserver.py) and the SNPE SDK is the fake one
+(tests/phone/fake_sdk.py), whose tools are Python scripts. The absolute numbers therefore
+measure the profiler's orchestration (adb transfers, tool start-ups, parsing, the store) on
+this machine, not SNPE and not a phone: a fake ``snpe-net-run`` "inference" is a Python
+start-up, the emulated phone's ``sh``/``md5sum``/``dumpsys`` are Python wrappers, and the fake
+converter loads onnx like the real one but does far less.
+
+Session: ``--modules`` tiny conv blocks (tests/phone/models.py) on ``--phones`` identical
+phones, runtimes CPU and DSP (DSP quantizes), the phone target's defaults otherwise (10 runs,
+10 inputs, 10 calibration raws). Two passes into fresh stores: *cold* (empty DLC cache, nothing
+on the phones) and *warm* (the same models and phones again: DLCs cached, SDK and models
+already pushed, only md5 comparisons).
+
+Time is attributed by wrapping the profiler's own functions (outermost call wins, self-time
+only, so categories do not overlap). The phone workers run in parallel, one per phone, so the
+categories are summed over threads and compared with *phone-time* = phones x wall time;
+"measured inference" is the time inside the shell calls that run ``run_<RUNTIME>.sh`` (the
+fake ``snpe-net-run``), the analogue of what a phone spends in snpe-net-run.
+
+Part of the adb cost is the client's and would be paid with a real adb server as well:
+adbutils (2.12) opens a second connection (``host:version``) for every transport, sleeps 10 ms
+when it closes each connection, and does not set TCP_NODELAY. A file push (stat + send) costs
+~85 ms against the loopback server, ~43 ms with TCP_NODELAY on the client socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+from common import ROOT, print_table, write_result
+
+sys.path.insert(0, str(ROOT / "tests"))  # tests/device/adbserver.py, tests/phone/fake_sdk.py, models.py
+
+EMULATED = ("EMULATED phones and SNPE tools (tests/device/adbserver.py, tests/phone/fake_sdk.py): these "
+            "numbers measure the profiler's orchestration on this machine, not SNPE or a phone")
+PHONE_PROPS = {"ro.product.model": "SM-S911B", "ro.soc.model": "SM8550"}
+SDK_VERSION = "2.10.0.4541"
+
+# categories, in the order printed
+NETRUN = "measured inference: snpe-net-run runs (shell call)"
+CATEGORIES = [
+    NETRUN,
+    "push SDK (once per phone; md5 compare when there)",
+    "push models (DLC, raws, run script)",
+    "convert (snpe-onnx-to-dlc)",
+    "dlc-info (snpe-dlc-info)",
+    "quantize (snpe-dlc-quant)",
+    "host prep (cache keys, raws, calibration)",
+    "list + pull diag logs",
+    "diagview (snpe-diagview)",
+    "diagview parse, failed-log keeping",
+    "device state (battery, governor)",
+    "per-module bookkeeping (temp dirs, records)",
+    "phone threads idle / scheduling",
+    "store writes (main thread)",
+    "connect, list phones (main thread)",
+]
+TOOL_CATEGORY = {"snpe-onnx-to-dlc": CATEGORIES[3], "snpe-dlc-info": CATEGORIES[4],
+                 "snpe-dlc-quant": CATEGORIES[5], "snpe-dlc-graph-prepare": CATEGORIES[5],
+                 "snpe-diagview": CATEGORIES[8]}
+MAIN_THREAD = (CATEGORIES[-2], CATEGORIES[-1])
+
+
+class Timers:
+    """Self-time per category of wrapped functions; nested wrapped calls count for themselves,
+    except under an ``opaque`` wrapper, whose whole duration is its own."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = defaultdict(float)
+        self.calls: Dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._undo: List[Tuple[Any, str, Any]] = []
+
+    def patch(self, owner: Any, name: str, category: Any, opaque: bool = False) -> None:
+        """Wrap ``owner.name``; ``category`` is a name or ``f(*args, **kwargs) -> name``."""
+        fn = getattr(owner, name)
+        self._undo.append((owner, name, fn))
+        timers = self
+
+        @functools.wraps(fn)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            stack = timers._local.__dict__.setdefault("stack", [])
+            if stack and stack[-1][1]:  # inside an opaque call: part of it
+                return fn(*args, **kwargs)
+            cat = category(*args, **kwargs) if callable(category) else category
+            frame = [0.0, opaque]
+            stack.append(frame)
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                dt = time.perf_counter() - t0
+                stack.pop()
+                if stack:
+                    stack[-1][0] += dt
+                with timers._lock:
+                    timers.seconds[cat] += dt - frame[0]
+                    timers.calls[cat] += 1
+
+        setattr(owner, name, wrapped)
+
+    def restore(self) -> None:
+        for owner, name, fn in reversed(self._undo):
+            setattr(owner, name, fn)
+        self._undo.clear()
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+
+def instrument(timers: Timers) -> None:
+    from profiler import phone, phone_host
+    from profiler.device.session import DeviceSession
+    from profiler.store import ResultsStore
+
+    def tool(cmd, *args, **kwargs):
+        return TOOL_CATEGORY.get(Path(str(cmd[0])).name, f"other host tool ({Path(str(cmd[0])).name})")
+
+    def shell(self, cmd, *args, **kwargs):
+        text = cmd if isinstance(cmd, str) else " ".join(str(c) for c in cmd)
+        return NETRUN if "/run_" in text and text.startswith("sh ") else "other adb shell"
+
+    timers.patch(phone_host, "run_tool", tool, opaque=True)
+    timers.patch(phone_host.HostPrep, "prepare", CATEGORIES[6])
+    timers.patch(phone.PhoneTarget, "_setup_device", CATEGORIES[1], opaque=True)
+    timers.patch(phone.PhoneTarget, "_measure", CATEGORIES[11])
+    timers.patch(phone.PhoneTarget, "_diag_runs", CATEGORIES[9])
+    timers.patch(phone.PhoneTarget, "facts", CATEGORIES[14], opaque=True)
+    timers.patch(DeviceSession, "push_tree", CATEGORIES[2], opaque=True)
+    timers.patch(DeviceSession, "shell", shell, opaque=True)
+    timers.patch(DeviceSession, "glob", CATEGORIES[7], opaque=True)
+    timers.patch(DeviceSession, "pull", CATEGORIES[7], opaque=True)
+    timers.patch(DeviceSession, "device_state", CATEGORIES[10], opaque=True)
+    timers.patch(ResultsStore, "add", CATEGORIES[13], opaque=True)
+
+
+def specs(n: int) -> List[Dict[str, Any]]:
+    """``n`` distinct tiny conv blocks (1x1 and 3x3, 4x4 and 8x8 maps)."""
+    from phone.models import conv_uid
+    channels = [(3, 8), (8, 8), (8, 16), (16, 16), (16, 24), (24, 24), (4, 8), (8, 4), (24, 32), (32, 32)]
+    out = []
+    for ci, co in channels:
+        for hw in (8, 4):
+            for k in (3, 1):
+                out.append({"uid": conv_uid(ci, co, hw, k), "c_in": ci, "c_out": co, "hw": hw, "kernel": k,
+                            "residual": ci == co})
+    if n > len(out):
+        raise SystemExit(f"--modules: at most {len(out)}")
+    return out[:n]
+
+
+def one_pass(models: Path, out: Path, make_target: Callable[[], Any], runtimes: List[str], timers: Timers,
+             phones: int) -> Dict[str, Any]:
+    """One session into a new store, with a new target (as a new ``profiler bench`` would)."""
+    from profiler.runner import SessionConfig, run_session
+    from profiler.store import read_store
+    timers.reset()
+    t0 = time.perf_counter()
+    target = make_target()
+    summary = run_session(models, out, target, SessionConfig(runtimes=runtimes))
+    wall = time.perf_counter() - t0
+    if summary.failed:
+        raise SystemExit(f"session failed: {summary.failed[:2]}")
+    seconds = dict(timers.seconds)
+    calls = dict(timers.calls)
+    worker = sum(v for k, v in seconds.items() if k not in MAIN_THREAD)
+    seconds[CATEGORIES[12]] = max(0.0, phones * wall - worker)
+    contents = read_store(out)
+    per_phone: Dict[str, int] = defaultdict(int)
+    emulated_us = 0.0
+    for rec in contents.records:
+        per_phone[rec["device_state"]["serial"]] += 1
+        emulated_us += sum(rec["samples"]["Total Inference Time"]) * target.config.input_count
+    inside = seconds.get(NETRUN, 0.0)
+    return {"wall_s": wall, "phone_time_s": phones * wall, "measured_inference_s": inside,
+            "outside_share": 1 - inside / (phones * wall), "records": len(contents.records),
+            "records_per_phone": dict(per_phone), "netrun_calls": calls.get(NETRUN, 0),
+            "emulated_inference_in_diag_logs_s": emulated_us / 1e6,
+            "seconds": seconds, "calls": calls}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modules", type=int, default=20)
+    ap.add_argument("--phones", type=int, default=2)
+    ap.add_argument("--runtimes", default="CPU,DSP")
+    ap.add_argument("--runs", type=int, default=10, help="snpe-net-run runs per module (phone default 10)")
+    args = ap.parse_args()
+    os.environ["ADBUTILS_ADB_PATH"] = "/bin/false"  # never start a real adb server
+    os.environ.pop("ANDROID_SERIAL", None)
+
+    from device.adbserver import AdbServer
+    from phone.fake_sdk import make_fake_sdk
+    from phone.models import write_models
+    from profiler.phone import PhoneConfig, PhoneTarget
+
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    timers = Timers()
+    results: Dict[str, Dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="profiler-phone-overhead-") as tmp:
+        work = Path(tmp)
+        models = write_models(work / "models", specs(args.modules))
+        sdk = make_fake_sdk(work / "sdk", SDK_VERSION)
+        with AdbServer(work / "adb", max_shell_seconds=120) as srv:
+            serials = [f"EMU{i:04d}" for i in range(args.phones)]
+            for s in serials:
+                srv.add_device(s, props=dict(PHONE_PROPS))
+            config = PhoneConfig(snpe_root=str(sdk), adb_host="127.0.0.1", adb_port=srv.port, runs=args.runs)
+            instrument(timers)
+            try:
+                for name in ("cold", "warm"):
+                    results[name] = one_pass(models, work / f"{name}.results", lambda: PhoneTarget(config),
+                                             runtimes, timers, args.phones)
+            finally:
+                timers.restore()
+
+    print(EMULATED)
+    print(f"session: {args.modules} modules x {'+'.join(runtimes)} on {args.phones} phones, {args.runs} runs each "
+          f"(10 inputs, 10 calibration raws); seconds summed over the phone threads, share of phone-time "
+          f"= {args.phones} x wall")
+    rows = []
+    cats = CATEGORIES + sorted({k for r in results.values() for k in r["seconds"]} - set(CATEGORIES))
+    for cat in cats:
+        row: List[Any] = [cat]
+        for name in ("cold", "warm"):
+            r = results[name]
+            secs = r["seconds"].get(cat, 0.0)
+            row += [secs, f"{100 * secs / r['phone_time_s']:.1f}%"]
+        rows.append(row)
+    for label, key in (("wall time", "wall_s"), ("phone-time", "phone_time_s")):
+        rows.append([label, results["cold"][key], "", results["warm"][key], ""])
+    print_table(["category", "cold s", "cold share", "warm s", "warm share"], rows)
+    for name in ("cold", "warm"):
+        r = results[name]
+        print(f"{name}: wall {r['wall_s']:.1f} s, inside snpe-net-run {r['measured_inference_s']:.1f} s of "
+              f"{r['phone_time_s']:.1f} phone-s ({r['netrun_calls']} runs) -> outside share "
+              f"{100 * r['outside_share']:.1f}%; records per phone {r['records_per_phone']}")
+    path = write_result("phone_overhead", {
+        "emulated": True, "note": EMULATED,
+        "config": {"modules": args.modules, "phones": args.phones, "runtimes": runtimes, "runs": args.runs,
+                   "input_count": 10, "calibration_count": 10, "sdk": SDK_VERSION},
+        "categories": CATEGORIES, **results})
+    print(f"-> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
