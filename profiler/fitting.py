@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from profiler import __version__
-from profiler.errors import FitError
+from profiler.errors import FitError, TableError
 from profiler.manifest import read_manifest
 from profiler.store import now_iso, read_store
 
@@ -66,7 +66,6 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
 
 
 def table_sha256(table_path: Path) -> str:
-    from profiler.table import LatencyTable  # noqa: F401  (the same loader resolved the path)
     p = Path(table_path)
     candidates = [p] if p.suffix in (".json", ".csv") else [p.with_suffix(".json"), Path(f"{p}.json")]
     for c in candidates:
@@ -120,5 +119,5 @@ def _has(table: Any, uid: str, rt: str, key: str, stat: str) -> bool:
     import math
     try:
         return not math.isnan(table.lookup(uid, rt, key, stat))
-    except Exception:
+    except TableError:
         return False

@@ -269,15 +269,6 @@ def measure_batch(runtime: str, items: Sequence[Dict[str, Any]], cfg: MeasureCon
     return samples
 
 
-def measure(runtime: str, item: Dict[str, Any], cfg: MeasureConfig) -> Dict[str, List[float]]:
-    """Measure one item (raises on failure)."""
-    errors: List[BaseException] = []
-    result = measure_batch(runtime, [item], cfg, on_failure=lambda _i, e: errors.append(e))
-    if errors:
-        raise errors[0]
-    return result[item["uid"]]
-
-
 def runtime_versions(runtime: str) -> Dict[str, str]:
     if runtime == "ORT_CPU":
         import onnxruntime

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, Union
 
 from profiler.errors import ManifestError
 
@@ -77,7 +77,3 @@ def read_manifest(models_dir: Union[str, Path]) -> Dict[str, Any]:
 def entry_file(doc: Dict[str, Any], entry: Dict[str, Any], kind: str) -> Path:
     """Absolute path of an entry's ``nnp`` or ``onnx`` file."""
     return Path(doc["_dir"]) / entry["files"][kind]
-
-
-def uids(doc: Dict[str, Any]) -> List[str]:
-    return [e["uid"] for e in doc["entries"]]

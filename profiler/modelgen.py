@@ -263,8 +263,3 @@ def write_models(tasks: Sequence["ModelTask"], out_dir: Path, jobs: Optional[int
             if on_done:
                 on_done(i, tasks[i], results[i])
     return results  # type: ignore[return-value]
-
-
-def onnx_op_types(onnx_path: Path) -> List[str]:
-    import onnx
-    return [n.op_type for n in onnx.load(str(onnx_path)).graph.node]

@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from profiler.errors import ResultsError
 
@@ -180,7 +180,3 @@ class ResultsStore:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def read_stores(paths: Iterable[Path]) -> List[StoreContents]:
-    return [read_store(Path(p)) for p in paths]
