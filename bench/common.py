@@ -26,7 +26,7 @@ def median_time(fn: Callable[[], Any], repeat: int = 5) -> float:
 
 
 def machine() -> Dict[str, Any]:
-    from profiler.hostinfo import host_facts
+    from profiler.host.facts import host_facts
     return host_facts()
 
 

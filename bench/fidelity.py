@@ -29,13 +29,15 @@ def main() -> int:
     ap.add_argument("--keep", help="directory to keep the measurements in")
     ap.add_argument("--reuse", help="directory of a previous --keep run: evaluate only")
     opts = ap.parse_args()
-    from profiler.fit import fit_runtimes
-    from profiler.generate import generate
-    from profiler.manifest import read_manifest
-    from profiler.runner import HostTarget, SessionConfig, run_session
-    from profiler.sample import sample
-    from profiler.store import read_store
-    from profiler.tablebuild import build_table
+    from profiler.fit.models import fit_runtimes
+    from profiler.pipeline.generate import generate
+    from profiler.models.manifest import read_manifest
+    from profiler.host.target import HostTarget
+    from profiler.session.loop import run_session
+    from profiler.session.target import SessionConfig
+    from profiler.pipeline.sample import sample
+    from profiler.session.store import read_store
+    from profiler.table.build import build_table
 
     cfg = SessionConfig(runtimes=["ORT_CPU"])
     rows, out = [], {}

@@ -24,11 +24,11 @@ RT = "CPU"
 
 def main() -> int:
     import numpy as np
-    from profiler import arch as A
-    from profiler import modules as M
-    from profiler.codegen import write_estimator
-    from profiler.space import load_space
-    from profiler.table import LatencyTable
+    from profiler.space import arch as A
+    from profiler.space import modules as M
+    from profiler.fit.codegen import write_estimator
+    from profiler.space.searchspace import load_space
+    from profiler.table.latency import LatencyTable
 
     space = load_space(CIFAR)
     pos = A.positions(space)

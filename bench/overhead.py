@@ -16,7 +16,7 @@ from common import CIFAR, print_table, write_result
 
 
 def measured_seconds(store: Path) -> float:
-    from profiler.store import read_store
+    from profiler.session.store import read_store
     total_us = 0.0
     for rec in read_store(store).records:
         if rec["status"] == "ok":
@@ -25,8 +25,9 @@ def measured_seconds(store: Path) -> float:
 
 
 def main() -> int:
-    from profiler.pipeline import run_pipeline
-    from profiler.runner import HostTarget, SessionConfig
+    from profiler.pipeline.run import run_pipeline
+    from profiler.host.target import HostTarget
+    from profiler.session.target import SessionConfig
 
     stages = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 of ``snpe-net-run`` on the phones, and where the rest goes.
 
 EVERYTHING HERE IS EMULATED (the test fixtures of tests/): the phones are sandboxes of the
-loopback adb server (tests/device/adbserver.py) and the SNPE SDK is the fake one
+loopback adb server (tests/phone/adb/adbserver.py) and the SNPE SDK is the fake one
 (tests/phone/fake_sdk.py), whose tools are Python scripts. The absolute numbers therefore
 measure the profiler's orchestration (adb transfers, tool start-ups, parsing, the store) on
 this machine, not SNPE and not a phone: a fake ``snpe-net-run`` "inference" is a Python
@@ -42,9 +42,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from common import ROOT, print_table, write_result
 
-sys.path.insert(0, str(ROOT / "tests"))  # tests/device/adbserver.py, tests/phone/fake_sdk.py, models.py
-
-EMULATED = ("EMULATED phones and SNPE tools (tests/device/adbserver.py, tests/phone/fake_sdk.py): these "
+EMULATED = ("EMULATED phones and SNPE tools (tests/phone/adb/adbserver.py, tests/phone/fake_sdk.py): these "
             "numbers measure the profiler's orchestration on this machine, not SNPE or a phone")
 PHONE_PROPS = {"ro.product.model": "SM-S911B", "ro.soc.model": "SM8550"}
 SDK_VERSION = "2.10.0.4541"
@@ -124,9 +122,9 @@ class Timers:
 
 
 def instrument(timers: Timers) -> None:
-    from profiler import phone, phone_host
-    from profiler.device.session import DeviceSession
-    from profiler.store import ResultsStore
+    from profiler.phone import prep as phone_host, target as phone
+    from profiler.phone.adb.session import DeviceSession
+    from profiler.session.store import ResultsStore
 
     def tool(cmd, *args, **kwargs):
         return TOOL_CATEGORY.get(Path(str(cmd[0])).name, f"other host tool ({Path(str(cmd[0])).name})")
@@ -151,7 +149,7 @@ def instrument(timers: Timers) -> None:
 
 def specs(n: int) -> List[Dict[str, Any]]:
     """``n`` distinct tiny conv blocks (1x1 and 3x3, 4x4 and 8x8 maps)."""
-    from phone.models import conv_uid
+    from tests.phone.models import conv_uid
     channels = [(3, 8), (8, 8), (8, 16), (16, 16), (16, 24), (24, 24), (4, 8), (8, 4), (24, 32), (32, 32)]
     out = []
     for ci, co in channels:
@@ -167,8 +165,9 @@ def specs(n: int) -> List[Dict[str, Any]]:
 def one_pass(models: Path, out: Path, make_target: Callable[[], Any], runtimes: List[str], timers: Timers,
              phones: int) -> Dict[str, Any]:
     """One session into a new store, with a new target (as a new ``profiler bench`` would)."""
-    from profiler.runner import SessionConfig, run_session
-    from profiler.store import read_store
+    from profiler.session.loop import run_session
+    from profiler.session.target import SessionConfig
+    from profiler.session.store import read_store
     timers.reset()
     t0 = time.perf_counter()
     target = make_target()
@@ -204,10 +203,10 @@ def main() -> int:
     os.environ["ADBUTILS_ADB_PATH"] = "/bin/false"  # never start a real adb server
     os.environ.pop("ANDROID_SERIAL", None)
 
-    from device.adbserver import AdbServer
-    from phone.fake_sdk import make_fake_sdk
-    from phone.models import write_models
-    from profiler.phone import PhoneConfig, PhoneTarget
+    from tests.phone.adb.adbserver import AdbServer
+    from tests.phone.fake_sdk import make_fake_sdk
+    from tests.phone.models import write_models
+    from profiler.phone.target import PhoneConfig, PhoneTarget
 
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     timers = Timers()

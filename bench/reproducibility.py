@@ -19,7 +19,7 @@ PROFILER = [sys.executable, "-m", "profiler"]
 
 def main() -> int:
     import numpy as np
-    from profiler.table import LatencyTable
+    from profiler.table.latency import LatencyTable
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

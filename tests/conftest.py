@@ -19,7 +19,7 @@ def cifar_space_path() -> Path:
 @pytest.fixture(scope="session")
 def cifar_blocks(tmp_path_factory) -> Path:
     """CIFAR space generated at block granularity (the default)."""
-    from profiler.generate import generate
+    from profiler.pipeline.generate import generate
     out = tmp_path_factory.mktemp("cifar-blocks")
     generate(CIFAR, out, "block")
     return out
@@ -27,7 +27,7 @@ def cifar_blocks(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def cifar_leaves(tmp_path_factory) -> Path:
-    from profiler.generate import generate
+    from profiler.pipeline.generate import generate
     out = tmp_path_factory.mktemp("cifar-leaves")
     generate(CIFAR, out, "leaf")
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from device.adbserver import AdbServer  # tests/device/adbserver.py (tests/ is on sys.path)
+from tests.phone.adb.adbserver import AdbServer
 
 from .fake_sdk import make_fake_sdk
 from .models import standard_specs, write_models
@@ -52,7 +52,7 @@ def models(tmp_path) -> Path:
 @pytest.fixture
 def make_target(phones):
     """``make_target(sdk_root, **PhoneConfig fields)`` -> PhoneTarget on the loopback server."""
-    from profiler.phone import PhoneConfig, PhoneTarget
+    from profiler.phone.target import PhoneConfig, PhoneTarget
 
     def make(sdk_root, **kw):
         cfg = dict(snpe_root=str(sdk_root) if sdk_root else None, adb_host="127.0.0.1", adb_port=phones.port, runs=2,
@@ -64,5 +64,5 @@ def make_target(phones):
 
 
 def session_config(runtimes, batch_size=8, remeasure=0, timeout_s=60.0):
-    from profiler.runner import SessionConfig
+    from profiler.session.target import SessionConfig
     return SessionConfig(runtimes=list(runtimes), batch_size=batch_size, remeasure=remeasure, timeout_s=timeout_s)

@@ -51,8 +51,8 @@ def write_models(out: Path, specs: Sequence[Dict]) -> Path:
     """
     import onnx
 
-    from profiler.manifest import write_manifest
-    from profiler.modules import file_stem
+    from profiler.models.manifest import write_manifest
+    from profiler.space.modules import file_stem
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from profiler.cli import build_parser, main
-from profiler.cli_phone import phone_config
-from profiler.store import read_store
+from profiler.cli.main import build_parser, main
+from profiler.cli.phone import phone_config
+from profiler.session.store import read_store
 
 from .conftest import SERIAL_A, SERIAL_B
 from .models import standard_specs, write_models
 
-DATA = Path(__file__).resolve().parents[1] / "snpe" / "data"
+DATA = Path(__file__).resolve().parent / "snpe" / "data"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -156,7 +156,7 @@ def test_import_snpe_bench_csv_and_json_to_table(tmp_path, capsys):
 
 def test_import_snpe_bench_errors(tmp_path):
     with pytest.raises(Exception, match="--uid names one module"):
-        from profiler.phone_import import import_bench_results
+        from profiler.phone.snpe_import import import_bench_results
         import_bench_results([DATA / "benchmark_stats_tiny_2x.csv", DATA / "benchmark_stats_tiny_1x.csv"],
                              tmp_path / "x.results", uid="U")
     models = write_models(tmp_path / "m", standard_specs(1))
@@ -164,7 +164,7 @@ def test_import_snpe_bench_errors(tmp_path):
                      str(models), "--out", str(tmp_path / "y.results"), env=_env())
     assert proc.returncode == 2 and "no module of" in proc.stderr and "TINY" in proc.stderr
     # a bench session store is not appended to
-    from profiler.store import ResultsStore
+    from profiler.session.store import ResultsStore
     bench_store = tmp_path / "bench.results"
     ResultsStore.create(bench_store, {"target": "phone"}).close()
     proc = _profiler("import-snpe-bench", "--results", str(DATA / "benchmark_stats_tiny_2x.csv"), "--uid", "U",
@@ -173,9 +173,9 @@ def test_import_snpe_bench_errors(tmp_path):
 
 
 def test_cli_defaults_match_the_library():
-    import profiler.cli_phone as cli_phone
-    import profiler.phone as phone
-    from profiler.snpe.commands import PERF_PROFILES
+    import profiler.cli.phone as cli_phone
+    import profiler.phone.target as phone
+    from profiler.phone.snpe.commands import PERF_PROFILES
     assert cli_phone.PERF_PROFILES == PERF_PROFILES
     assert (cli_phone.DEFAULT_PERF_PROFILE, cli_phone.DEFAULT_PROFILING_LEVEL, cli_phone.DEFAULT_RUNS) == \
         (phone.DEFAULT_PERF_PROFILE, phone.DEFAULT_PROFILING_LEVEL, phone.DEFAULT_RUNS)
@@ -184,8 +184,8 @@ def test_cli_defaults_match_the_library():
 @pytest.mark.parametrize("mn, avg, mx, runs", [(790, 812, 840, 3), (10, 13, 30, 10), (5, 5, 5, 4), (7, 8, 9, 2),
                                                (100, 101, 103, None), (3, 3, 4, 1)])
 def test_rebuilt_samples_reproduce_min_avg_max(mn, avg, mx, runs):
-    from profiler.phone_import import samples_from_summary
-    from profiler.stats import summarize
+    from profiler.phone.snpe_import import samples_from_summary
+    from profiler.session.stats import summarize
     s = summarize(samples_from_summary(mn, avg, mx, runs))
     if runs == 1:
         assert s["Avg_Time"] == avg and s["Count"] == 1

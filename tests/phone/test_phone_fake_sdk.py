@@ -1,7 +1,7 @@
 """The fake SDK itself: real flags in (unknown ones refused), real text formats out.
 
 These checks keep the end-to-end tests honest: what the fakes print must be what the
-profiler's parsers (tests/snpe) accept for the real tools, in each SDK generation's layout.
+profiler's parsers (tests/phone/snpe) accept for the real tools, in each SDK generation's layout.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from profiler.errors import ResultsError
-from profiler.snpe import parse_diagview, parse_dlc_info
+from profiler.phone.snpe import parse_diagview, parse_dlc_info
 
 from .fake_sdk import device_layout, make_fake_sdk
 from .models import standard_specs, write_models

@@ -1,7 +1,7 @@
 """PhoneTarget end to end: run_session on emulated phones with the fake SNPE SDK.
 
 The host tools and snpe-net-run are executables speaking the real flags and text formats
-(tests/phone/fake_tools.py); the phones are tests/device/adbserver.py sandboxes reached through
+(tests/phone/fake_tools.py); the phones are tests/phone/adb/adbserver.py sandboxes reached through
 the real adbutils client. No timing is asserted.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from profiler.errors import DeviceError, ProfilerError
-from profiler.runner import run_session
-from profiler.store import read_store
+from profiler.session.loop import run_session
+from profiler.session.store import read_store
 
 from .conftest import PHONE_PROPS, SERIAL_A, SERIAL_B, session_config
 from .fake_sdk import tool_calls
@@ -79,7 +79,7 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     assert "--use_dsp" in script and "--perf_profile sustained_high_performance" in script
     assert 'export ADSP_LIBRARY_PATH="/data/local/tmp/profiler/lib;' in script
     # profiler table reads the store
-    from profiler.cli import main
+    from profiler.cli.main import main
     assert main(["table", "--results", str(out), "--out", str(tmp_path / "t")]) == 0
     rows = list(csv.reader((tmp_path / "t.csv").open()))
     assert {r[1] for r in rows} == {"CPU", "DSP"}
@@ -90,9 +90,9 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
 
 
 def test_quantization_options_overrides_graph_prepare_and_dsp_clock(tmp_path, phones, sdk2, make_target):
-    from profiler.snpe import QuantizeOptions
+    from profiler.phone.snpe import QuantizeOptions
     models = write_models(tmp_path / "m", standard_specs(1))
-    overrides = Path(__file__).resolve().parents[1] / "snpe" / "data" / "overrides_snpe_doc.json"
+    overrides = Path(__file__).resolve().parent / "snpe" / "data" / "overrides_snpe_doc.json"
     opts = QuantizeOptions(act_bitwidth=16, use_enhanced_quantizer=True, cle=True, htp_socs=("sm8550",))
     target = make_target(sdk2, quantize=opts, quantization_overrides=str(overrides), dsp_clock_hz=800e6,
                          devices=(SERIAL_B,))
@@ -113,7 +113,7 @@ def test_quantization_options_overrides_graph_prepare_and_dsp_clock(tmp_path, ph
 
 def test_snpe1_quantize_aip_and_flat_diagview(tmp_path, phones, sdk1, make_target):
     models = write_models(tmp_path / "m", standard_specs(1))
-    from profiler.snpe import QuantizeOptions
+    from profiler.phone.snpe import QuantizeOptions
     target = make_target(sdk1, devices=(SERIAL_A,),
                          quantize=QuantizeOptions(cle=True, use_adjusted_weights_quantizer=True))
     out = tmp_path / "s1.results"

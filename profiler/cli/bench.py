@@ -1,0 +1,107 @@
+"""``profiler bench``: measure every model of a manifest on a target into a results store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import List
+
+from profiler.cli.output import csv_list, info
+from profiler.errors import ProfilerError
+
+
+def session_config(args: argparse.Namespace):
+    from profiler.session.target import MeasureConfig, SessionConfig
+    measure = MeasureConfig(warmup=args.warmup, min_time_s=args.min_time, min_repeat=args.min_repeat,
+                            max_repeat=args.max_repeat, layer_runs=args.layer_runs, threads=args.threads,
+                            rounds=args.rounds)
+    affinity = [int(c) for c in csv_list(args.affinity)] if args.affinity else None
+    return SessionConfig(runtimes=csv_list(args.runtime), measure=measure, batch_size=args.batch_size,
+                         timeout_s=args.timeout, remeasure=args.remeasure, affinity=affinity)
+
+
+def target(args: argparse.Namespace):
+    if args.target == "host":
+        from profiler.host.target import HostTarget
+        return HostTarget()
+    if args.target == "phone":
+        from profiler.cli.phone import phone_target
+        return phone_target(args)
+    raise ProfilerError(f"--target {args.target}: unknown target (choose host or phone)")
+
+
+def summary_lines(summary) -> List[str]:
+    """Human summary of a bench session (pure)."""
+    lines = [f"{summary.measured - len(summary.failed)} measured, {len(summary.failed)} failed, "
+             f"{summary.skipped} already in the store -> {summary.store}"]
+    for uid, rt, error in summary.failed[:20]:
+        lines.append(f"  FAILED {rt} {uid}: {error}")
+    if len(summary.failed) > 20:
+        lines.append(f"  ... and {len(summary.failed) - 20} more failures (see the store)")
+    if summary.unstable:
+        lines.append(f"WARNING: {len(summary.unstable)} results stayed noisy (interquartile range > 10% of "
+                     "the median) after re-measuring; they are kept with their warnings (close other "
+                     "programs, pin CPUs with --affinity, raise --min-time)")
+        for uid, rt, warns in summary.unstable[:3]:
+            lines.append(f"  {rt} {uid[:80]}: {warns[0] if warns else 'noisy'}")
+    return lines
+
+
+def run_bench(args: argparse.Namespace, models: Path, out: Path, label: str):
+    from profiler.session.loop import run_session
+    from profiler.cli.progress import Progress
+    with Progress(label, quiet=args.quiet) as bar:
+        summary = run_session(models, out, target(args), session_config(args),
+                              resume=args.resume, on_progress=bar.update)
+    for line in summary_lines(summary):
+        info(line)
+    return summary
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "docker", None):
+        from profiler.cli.docker import bench_in_docker
+        return bench_in_docker(args)
+    summary = run_bench(args, Path(args.models), Path(args.out), "bench")
+    return 1 if summary.failed else 0
+
+
+# --- table --------------------------------------------------------------------------------
+
+
+def add_bench_options(b: argparse.ArgumentParser) -> None:
+    b.add_argument("--target", default="host", choices=["host", "phone"],
+                   help="where to run (default: host, this machine; phone: Snapdragon phones over adb)")
+    b.add_argument("--runtime", default="ORT_CPU",
+                   help="comma-separated runtimes (host: ORT_CPU,NNABLA_CPU; default ORT_CPU)")
+    b.add_argument("--resume", action="store_true",
+                   help="continue an interrupted session in the same store, skipping what is measured")
+    b.add_argument("--threads", type=int, default=1, help="intra-op threads per runtime (default 1)")
+    b.add_argument("--warmup", type=int, default=10, help="warm-up runs per module (default 10)")
+    b.add_argument("--min-time", type=float, default=0.2,
+                   help="seconds of timed runs per key; repeats are calibrated to it (default 0.2)")
+    b.add_argument("--min-repeat", type=int, default=30, help="at least this many timed runs (default 30)")
+    b.add_argument("--max-repeat", type=int, default=1000, help="at most this many timed runs (default 1000)")
+    b.add_argument("--layer-runs", type=int, default=20, help="profiled runs for Layers Time (default 20)")
+    b.add_argument("--batch-size", type=int, default=0,
+                   help="modules measured together, interleaved, in one worker process "
+                        "(default 0: the whole session, which cancels machine drift best)")
+    b.add_argument("--rounds", type=int, default=20,
+                   help="interleaved rounds a batch's timed runs are spread over (default 20)")
+    b.add_argument("--timeout", type=float, default=600.0, help="seconds before a module is failed (default 600)")
+    b.add_argument("--remeasure", type=int, default=2,
+                   help="re-measure an unstable result up to N times (default 2)")
+    b.add_argument("--affinity", default="", help="comma-separated CPU ids to pin workers to")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from profiler.cli.docker import add_docker_options
+    from profiler.cli.phone import add_phone_options
+    add_phone_options(b)
+    add_docker_options(b)
+
+
+def add_commands(sub) -> None:
+    b = sub.add_parser("bench", help="measure every model of a manifest into a results store")
+    b.add_argument("--models", required=True, help="models directory (from generate or sample)")
+    b.add_argument("--out", required=True, help="results store to create (or continue with --resume)")
+    add_bench_options(b)
+    b.set_defaults(func=cmd_bench)

@@ -1,0 +1,170 @@
+"""CLI pieces for the phone target: ``bench``/``run`` options, ``devices``, ``import-snpe-bench``.
+
+Only argparse wiring and printing live here; the work is in :mod:`profiler.phone.target`,
+:mod:`profiler.phone.snpe_import` and :mod:`profiler.phone.adb`. Heavy imports stay inside functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from profiler.cli.output import csv_list
+
+DEFAULT_PERF_PROFILE = "sustained_high_performance"   # = profiler.phone.target.DEFAULT_PERF_PROFILE
+DEFAULT_PROFILING_LEVEL = "detailed"
+DEFAULT_RUNS = 10
+# = profiler.phone.snpe.commands.PERF_PROFILES (not imported: building the parser must stay light)
+PERF_PROFILES = ("low_balanced", "balanced", "default", "high_performance", "sustained_high_performance",
+                 "burst", "low_power_saver", "power_saver", "high_power_saver", "system_settings")
+_STATE_HINTS = {
+    "unauthorized": "unlock the phone and accept the 'Allow USB debugging' prompt",
+    "offline": "replug the cable or toggle USB debugging",
+    "absent": "it disconnected while being queried; replug it",
+}
+
+
+def _add_adb_options(g) -> None:
+    g.add_argument("--adb-host", default=None, metavar="HOST",
+                   help="adb server host (default $ANDROID_ADB_SERVER_HOST, else 127.0.0.1)")
+    g.add_argument("--adb-port", type=int, default=None, metavar="PORT",
+                   help="adb server port (default $ANDROID_ADB_SERVER_PORT, else 5037)")
+
+
+def add_phone_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``bench``/``run`` that only matter with ``--target phone``."""
+    g = parser.add_argument_group("phone target (--target phone; runtimes CPU, GPU, GPU_FP16, DSP, AIP, "
+                                  "optionally with _ub_float/_ub_tf8, e.g. DSP_ub_tf8)")
+    g.add_argument("--devices", default="", metavar="SERIAL,...",
+                   help="comma-separated phone serials (default: every phone adb lists as ready; they must be "
+                        "the same model and SoC)")
+    g.add_argument("--snpe-root", default=None, metavar="DIR", help="SNPE/QAIRT SDK root (default $SNPE_ROOT)")
+    _add_adb_options(g)
+    g.add_argument("--runs", type=int, default=DEFAULT_RUNS, metavar="N",
+                   help=f"snpe-net-run runs per module; one sample per run (default {DEFAULT_RUNS})")
+    g.add_argument("--input-count", type=int, default=10, metavar="N",
+                   help="random inputs per run; diagview averages over them (default 10)")
+    g.add_argument("--perf-profile", default=DEFAULT_PERF_PROFILE, choices=PERF_PROFILES, metavar="PROFILE",
+                   help=f"snpe-net-run --perf_profile: {', '.join(PERF_PROFILES)} (default {DEFAULT_PERF_PROFILE}: "
+                        "clocks the phone can hold over a long session; burst is faster but throttles)")
+    g.add_argument("--profiling-level", default=DEFAULT_PROFILING_LEVEL,
+                   choices=["basic", "moderate", "detailed", "linting"],
+                   help="snpe-net-run --profiling_level (default detailed: needed for per-layer times)")
+    g.add_argument("--buffer", default="float", choices=["float", "ub_float", "ub_tf8"],
+                   help="input/output buffers for runtimes named without a suffix (default float)")
+    g.add_argument("--cooldown-temp", type=float, default=None, metavar="CELSIUS",
+                   help="before each module, wait until the battery is at or below this temperature")
+    g.add_argument("--cooldown-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="longest wait for --cooldown-temp; then measure anyway and record it (default 300)")
+    g.add_argument("--dsp-clock", default=None, metavar="FREQ",
+                   help="DSP/HTP clock (e.g. 800MHz) to turn per-layer cycles into µs (rough); without it "
+                        "DSP Layers Time is left out and the cycles are kept in the records")
+    g.add_argument("--device-root", default="/data/local/tmp/profiler", metavar="PATH",
+                   help="folder on the phone for the SDK and models (default /data/local/tmp/profiler)")
+    q = parser.add_argument_group("quantization (DSP/AIP runtimes)")
+    q.add_argument("--act-bitwidth", type=int, default=8, choices=[8, 16], help="activations (default 8)")
+    q.add_argument("--weight-bitwidth", type=int, default=8, choices=[8, 16], help="weights (default 8)")
+    q.add_argument("--bias-bitwidth", type=int, default=32, choices=[8, 32], help="biases (default 32)")
+    q.add_argument("--use-enhanced-quantizer", action="store_true", help="the quantizer's enhanced mode")
+    q.add_argument("--use-adjusted-weights-quantizer", action="store_true",
+                   help="adjusted min/max for 8-bit weights")
+    q.add_argument("--cle", action="store_true", help="cross-layer equalization (--optimizations cle)")
+    q.add_argument("--htp-socs", default="", metavar="SOC,...",
+                   help="SNPE 2: also run snpe-dlc-graph-prepare for these SoCs (e.g. sm8550) so the HTP graph "
+                        "is prepared offline")
+    q.add_argument("--quantization-overrides", default=None, metavar="FILE",
+                   help="AIMET-format encodings JSON given to the converter; the quantizer then uses "
+                        "--override_params")
+    q.add_argument("--calibration-images", default=None, metavar="DIR",
+                   help="images for calibrating 3-channel image inputs (default: random uniform raws)")
+    q.add_argument("--calibration-count", type=int, default=10, metavar="N", help="calibration samples (default 10)")
+
+
+def phone_config(args: argparse.Namespace):
+    """A :class:`profiler.phone.target.PhoneConfig` from parsed ``bench``/``run`` arguments."""
+    from profiler.errors import ProfilerError
+    from profiler.phone.target import PhoneConfig
+    from profiler.phone.snpe import QuantizeOptions, parse_clock
+
+    clock = None
+    if args.dsp_clock:
+        try:
+            clock = parse_clock(args.dsp_clock)
+        except ValueError as e:
+            raise ProfilerError(f"--dsp-clock: {e}") from None
+    quant = QuantizeOptions(act_bitwidth=args.act_bitwidth, weights_bitwidth=args.weight_bitwidth,
+                            bias_bitwidth=args.bias_bitwidth, use_enhanced_quantizer=args.use_enhanced_quantizer,
+                            use_adjusted_weights_quantizer=args.use_adjusted_weights_quantizer, cle=args.cle,
+                            htp_socs=tuple(s.lower() for s in csv_list(args.htp_socs)))
+    return PhoneConfig(
+        snpe_root=args.snpe_root, adb_host=args.adb_host, adb_port=args.adb_port,
+        devices=tuple(csv_list(args.devices)) or None, runs=args.runs, perf_profile=args.perf_profile,
+        profiling_level=args.profiling_level, buffer=args.buffer, input_count=args.input_count,
+        cooldown_temp_c=args.cooldown_temp, cooldown_timeout_s=args.cooldown_timeout, dsp_clock_hz=clock,
+        quantize=quant, quantization_overrides=args.quantization_overrides,
+        calibration_images=args.calibration_images, calibration_count=args.calibration_count,
+        device_root=args.device_root, tool_timeout_s=max(float(args.timeout), 60.0))
+
+
+def phone_target(args: argparse.Namespace):
+    """``--target phone``: a :class:`profiler.phone.target.PhoneTarget` (checks the SDK and options now)."""
+    from profiler.phone.target import PhoneTarget
+    return PhoneTarget(phone_config(args))
+
+
+# --- commands -----------------------------------------------------------------------------
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """Print every phone adb lists; exit 1 when none is ready."""
+    from profiler.phone.adb import list_devices, open_client
+    client = open_client(args.adb_host, args.adb_port)
+    infos = list_devices(client)
+    if not infos:
+        print(f"no devices (adb server {client.host}:{client.port} lists none); connect a phone with USB "
+              "debugging enabled (docs/phones.md)", file=sys.stderr)
+        return 1
+    rows = [("SERIAL", "STATE", "MODEL", "SOC", "ANDROID-SDK", "ABI")]
+    for i in infos:
+        rows.append((i.serial, i.state, i.model or "-", i.soc or "-", str(i.sdk) if i.sdk else "-", i.abi or "-"))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    not_ready = [i for i in infos if not i.ready]
+    for i in not_ready:
+        print(f"note: {i.serial} is {i.state}: {_STATE_HINTS.get(i.state, 'check adb devices -l')}",
+              file=sys.stderr)
+    return 0 if len(not_ready) < len(infos) else 1
+
+
+def cmd_import_snpe_bench(args: argparse.Namespace) -> int:
+    from profiler.phone.snpe_import import import_bench_results
+    summary = import_bench_results([Path(p) for p in args.results], Path(args.out), uid=args.uid,
+                                   models=Path(args.models) if args.models else None)
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return 0
+
+
+def add_phone_commands(sub) -> None:
+    """``devices`` and ``import-snpe-bench``."""
+    d = sub.add_parser("devices", help="list the phones adb sees (serial, state, model, SoC, Android SDK, ABI)")
+    _add_adb_options(d)
+    d.set_defaults(func=cmd_devices)
+
+    i = sub.add_parser("import-snpe-bench",
+                       help="turn the SDK's snpe_bench.py results (benchmark_stats_*.csv/.json) into a results "
+                            "store for 'profiler table'")
+    i.add_argument("--results", required=True, nargs="+", metavar="FILE",
+                   help="benchmark_stats_<Name>.csv or .json files")
+    which = i.add_mutually_exclusive_group(required=True)
+    which.add_argument("--uid", help="the ModuleUID measured (one results file)")
+    which.add_argument("--models", help="models folder (manifest.json): each file is matched to the module whose "
+                                        "file name equals the DLC or config Name of the benchmark")
+    i.add_argument("--out", required=True, help="results store to create (or append to, if it holds imports)")
+    i.set_defaults(func=cmd_import_snpe_bench)
+
+
+__all__ = ["add_phone_commands", "add_phone_options", "cmd_devices", "cmd_import_snpe_bench", "phone_config",
+           "phone_target"]

@@ -1,0 +1,492 @@
+"""Calibrating accumulated module latencies to measured whole-network latencies.
+
+For every sampled network, ``x`` is its *accumulated* latency (the sum of its modules'
+table look-ups) and ``y`` its *measured* latency, both in microseconds. Per runtime we fit
+
+    y ~= scale * x + bias
+
+(:class:`ScaleBias`; ordinary least squares, or Huber when ``robust``). The bias restores
+per-inference overhead that per-layer times exclude; the scale absorbs fusion and
+layout effects of the isolated measurement.
+
+Unlike the original profiler (in-sample errors only, pairs matched by file order):
+
+* every pair carries its architecture id; ids must be unique, and the cross-validation
+  folds are assigned from the sorted ids, so the result does not depend on input order;
+* :func:`cross_validate` predicts every network with a model that never saw it (k-fold,
+  or leave-one-out for small samples) and reports those *held-out* metrics; in-sample
+  metrics are kept only for comparison and are labelled as such.
+
+:class:`PerOpScale` is an optional richer model (one non-negative scale per op type plus
+a bias) that :func:`fit_runtimes` evaluates with the same folds when per-op features are
+given; it is advisory: the generated estimator uses scale and bias.
+
+scikit-learn is imported lazily inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from profiler.errors import FitError
+from profiler.fit.metrics import json_safe_metrics, metrics_from_json, regression_metrics
+
+Pairs = Mapping[str, Tuple[Sequence[str], Sequence[float], Sequence[float]]]
+OpFeatures = Mapping[str, Tuple[Sequence[str], Any]]
+
+INSAMPLE_NOTE = ("in-sample: the final model evaluated on the networks it was fitted on; "
+                 "optimistic, kept only for comparison with the original profiler")
+HELDOUT_NOTE = ("held-out: every network predicted by a model fitted without it "
+                "(k-fold, or leave-one-out when n < 2 * folds); 'before' uses the "
+                "accumulated latency itself as the prediction")
+
+
+# --- estimators ---------------------------------------------------------------------------
+
+class _Params:
+    """``get_params`` / ``set_params`` / ``repr`` from the ``__init__`` signature (sklearn style)."""
+
+    @classmethod
+    def _param_names(cls) -> List[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> Dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "_Params":
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__} (valid: {', '.join(valid)})")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check_is_fitted(self, attr: str) -> None:
+        if not hasattr(self, attr):
+            from sklearn.exceptions import NotFittedError
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+
+def _vector(values: Any, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite")
+    return arr
+
+
+class ScaleBias(_Params):
+    """``y = scale_ * x + bias_`` for 1-D ``x`` (accumulated us) and ``y`` (measured us).
+
+    Parameters
+    ----------
+    robust : bool
+        Fit with :class:`sklearn.linear_model.HuberRegressor` (unpenalised, on
+        standardised data so the result does not depend on the unit) instead of ordinary
+        least squares (:class:`sklearn.linear_model.LinearRegression`).
+    epsilon : float
+        Huber threshold (>= 1; sklearn's default 1.35), used only when ``robust``.
+
+    Attributes
+    ----------
+    scale_ : float
+    bias_ : float
+        In the unit of ``y`` (us).
+    n_samples_ : int
+    n_features_in_ : int
+        Always 1.
+    outliers_ : numpy.ndarray of bool
+        Samples the Huber fit treated as outliers (all False for least squares).
+    """
+
+    def __init__(self, robust: bool = False, epsilon: float = 1.35) -> None:
+        self.robust = robust
+        self.epsilon = epsilon
+
+    def fit(self, x: Any, y: Any) -> "ScaleBias":
+        x = _vector(x, "x")
+        y = _vector(y, "y")
+        if x.shape != y.shape:
+            raise ValueError(f"x and y differ in length ({x.size} != {y.size})")
+        if x.size < 2:
+            raise ValueError(f"need at least 2 samples to fit a scale and a bias, got {x.size}")
+        if np.ptp(x) == 0:
+            raise ValueError("x has zero variance; the scale is undetermined")
+        if self.robust:
+            if not (isinstance(self.epsilon, (int, float)) and self.epsilon >= 1.0):
+                raise ValueError(f"epsilon must be a number >= 1, got {self.epsilon!r}")
+            from sklearn.linear_model import HuberRegressor
+            mx, sx = float(x.mean()), float(x.std())
+            my, sy = float(y.mean()), float(y.std()) or 1.0
+            huber = HuberRegressor(epsilon=float(self.epsilon), alpha=0.0, max_iter=1000)
+            huber.fit(((x - mx) / sx)[:, None], (y - my) / sy)
+            scale = sy * float(huber.coef_[0]) / sx
+            bias = my + sy * float(huber.intercept_) - scale * mx
+            outliers = np.asarray(huber.outliers_, dtype=bool)
+        else:
+            from sklearn.linear_model import LinearRegression
+            ols = LinearRegression().fit(x[:, None], y)
+            scale, bias = float(ols.coef_[0]), float(ols.intercept_)
+            outliers = np.zeros(x.size, dtype=bool)
+        self.scale_ = scale
+        self.bias_ = bias
+        self.n_samples_ = int(x.size)
+        self.n_features_in_ = 1
+        self.outliers_ = outliers
+        return self
+
+    def predict(self, x: Any) -> np.ndarray:
+        self._check_is_fitted("scale_")
+        return self.scale_ * _vector(x, "x") + self.bias_
+
+    def score(self, x: Any, y: Any) -> float:
+        """R^2 of ``predict(x)`` against ``y`` (sklearn's ``RegressorMixin.score``)."""
+        y = _vector(y, "y")
+        p = self.predict(x)
+        ss_tot = float(np.sum((y - y.mean()) ** 2))
+        return 1.0 - float(np.sum((y - p) ** 2)) / ss_tot if ss_tot > 0 else math.nan
+
+
+class PerOpScale(_Params):
+    """``y = sum_t coef_[t] * X[:, t] + bias_`` with ``coef_ >= 0`` (one scale per op type).
+
+    ``X`` is ``n_networks x n_op_types``: each network's accumulated latency split by op
+    type (see :func:`op_feature_matrix`). Fitted with ``LinearRegression(positive=True)``
+    (non-negative least squares; the bias is unconstrained).
+
+    Attributes
+    ----------
+    coef_ : numpy.ndarray
+    bias_ : float
+    n_features_in_ : int
+    """
+
+    def __init__(self) -> None:
+        pass
+
+    @staticmethod
+    def _matrix(X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (networks x op types), got shape {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X must be finite")
+        return X
+
+    def fit(self, X: Any, y: Any) -> "PerOpScale":
+        X = self._matrix(X)
+        y = _vector(y, "y")
+        if X.shape[0] != y.size:
+            raise ValueError(f"X and y differ in length ({X.shape[0]} != {y.size})")
+        if y.size < 2:
+            raise ValueError(f"need at least 2 samples, got {y.size}")
+        from sklearn.linear_model import LinearRegression
+        model = LinearRegression(positive=True).fit(X, y)
+        self.coef_ = np.asarray(model.coef_, dtype=float)
+        self.bias_ = float(model.intercept_)
+        self.n_features_in_ = int(X.shape[1])
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        self._check_is_fitted("coef_")
+        X = self._matrix(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} op types, the model was fitted with {self.n_features_in_}")
+        return X @ self.coef_ + self.bias_
+
+
+def op_feature_matrix(per_network: Sequence[Mapping[str, float]],
+                      op_types: Optional[Sequence[str]] = None) -> Tuple[List[str], np.ndarray]:
+    """``[{op_type: us}, ...]`` (one dict per network) -> (op type names, n x k matrix).
+
+    Op types absent from a network count as 0. ``op_types`` fixes the column order
+    (default: sorted union).
+    """
+    names = list(op_types) if op_types is not None else sorted({t for d in per_network for t in d})
+    X = np.array([[float(d.get(t, 0.0)) for t in names] for d in per_network], dtype=float)
+    return names, X.reshape(len(per_network), len(names))
+
+
+# --- cross-validation ---------------------------------------------------------------------
+
+@dataclass
+class CVResult:
+    """Held-out predictions and metrics of one model on one runtime's networks.
+
+    ``heldout_pred[i]`` was predicted by a model fitted on the other folds only;
+    ``fold[i]`` is the fold network ``i`` was held out in. ``model`` is refit on all data.
+    """
+
+    ids: List[str]
+    x: np.ndarray
+    y: np.ndarray
+    heldout_pred: np.ndarray
+    fold: np.ndarray
+    n_folds: int
+    method: str  # "k-fold" or "leave-one-out"
+    before: Dict[str, Any]
+    heldout_after: Dict[str, Any]
+    insample_after: Dict[str, Any]
+    model: Any
+
+    @property
+    def accum(self) -> np.ndarray:
+        """The uncalibrated prediction: ``x`` itself, or its row sums for per-op features."""
+        return self.x if self.x.ndim == 1 else self.x.sum(axis=1)
+
+
+def _where(name: Optional[str]) -> str:
+    return f"{name}: " if name else ""
+
+
+def _fold_assignment(ids: Sequence[str], k: int, seed: int) -> np.ndarray:
+    """Balanced folds from the *sorted* ids and ``seed``, so input order does not matter."""
+    n = len(ids)
+    order = sorted(range(n), key=lambda i: ids[i])
+    perm = np.random.default_rng(seed).permutation(n)
+    fold = np.empty(n, dtype=int)
+    for j, p in enumerate(perm):
+        fold[order[p]] = j % k
+    return fold
+
+
+def _check_inputs(x: Any, y: Any, ids: Sequence[str], name: Optional[str]) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+    w = _where(name)
+    ids = [str(i) for i in ids]
+    try:
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise FitError(f"{w}latencies must be numbers ({e})") from None
+    if x.ndim not in (1, 2) or y.ndim != 1:
+        raise FitError(f"{w}expected one accumulated and one measured latency per network")
+    if not (len(ids) == x.shape[0] == y.size):
+        raise FitError(f"{w}{len(ids)} ids, {x.shape[0]} accumulated and {y.size} measured latencies; "
+                       f"each network needs all three")
+    seen, dup = set(), []
+    for i in ids:
+        if i in seen:
+            dup.append(i)
+        seen.add(i)
+    if dup:
+        raise FitError(f"{w}duplicate network ids ({', '.join(sorted(set(dup))[:5])}); pairs must be unique by id")
+    if len(ids) < 3:
+        raise FitError(f"{w}only {len(ids)} networks with both an accumulated and a measured latency; "
+                       f"need at least 3 to fit and cross-validate (sample and measure more)")
+    bad = [ids[i] for i in range(len(ids)) if not (np.all(np.isfinite(x[i])) and math.isfinite(y[i]))]
+    if bad:
+        raise FitError(f"{w}non-finite latency for {', '.join(bad[:5])}")
+    bad = [ids[i] for i in range(len(ids)) if y[i] <= 0]
+    if bad:
+        raise FitError(f"{w}measured latency must be positive ({', '.join(bad[:5])})")
+    accum = x if x.ndim == 1 else x.sum(axis=1)
+    if np.ptp(accum) == 0:
+        raise FitError(f"{w}all {len(ids)} networks have the same accumulated latency "
+                       f"({accum[0]:g} us), so the scale cannot be fitted; sample more varied networks")
+    return x, y, ids
+
+
+def cross_validate(x: Any, y: Any, ids: Sequence[str], model_factory: Callable[[], Any],
+                   folds: int = 5, seed: int = 0, name: Optional[str] = None) -> CVResult:
+    """k-fold held-out predictions of ``model_factory()`` models, plus the model refit on all.
+
+    ``x`` is 1-D (accumulated us) or 2-D (networks x features, e.g. per-op sums); ``y``
+    the measured us; ``ids`` the architecture ids (unique). With fewer than
+    ``2 * folds`` networks every network is its own fold (leave-one-out). ``name`` (the
+    runtime) prefixes error messages.
+
+    Raises :class:`~profiler.errors.FitError` for fewer than 3 networks, zero variance of
+    the accumulated latency, duplicate ids, non-finite or non-positive measurements, or
+    a training fold the model cannot be fitted on.
+    """
+    x, y, ids = _check_inputs(x, y, ids, name)
+    if not (isinstance(folds, int) and folds >= 2):
+        raise FitError(f"{_where(name)}folds must be an integer >= 2, got {folds!r}")
+    n = len(ids)
+    if n < 2 * folds:
+        k, method = n, "leave-one-out"
+        fold = np.arange(n)
+    else:
+        k, method = folds, "k-fold"
+        fold = _fold_assignment(ids, k, seed)
+    pred = np.empty(n, dtype=float)
+    for f in range(k):
+        test = fold == f
+        train = ~test
+        try:
+            model = model_factory().fit(x[train], y[train])
+        except ValueError as e:
+            raise FitError(f"{_where(name)}cannot fit without fold {f + 1}/{k} "
+                           f"({', '.join(np.asarray(ids)[test][:3])}): {e}; sample more varied networks") from None
+        pred[test] = model.predict(x[test])
+    final = model_factory().fit(x, y)
+    accum = x if x.ndim == 1 else x.sum(axis=1)
+    return CVResult(ids=ids, x=x, y=y, heldout_pred=pred, fold=fold, n_folds=k, method=method,
+                    before=regression_metrics(y, accum),
+                    heldout_after=regression_metrics(y, pred),
+                    insample_after=regression_metrics(y, final.predict(x)),
+                    model=final)
+
+
+# --- per-runtime fits ---------------------------------------------------------------------
+
+@dataclass
+class RuntimeFit:
+    """The scale-and-bias fit of one runtime (see :func:`fit_runtimes`).
+
+    ``heldout_before`` uses the accumulated latency itself as the prediction (no fitting,
+    so it is the same on any split); ``heldout_after`` the held-out calibrated predictions;
+    ``insample_after`` the final model on its own training data (optimistic).
+    ``downweighted``: ids the final Huber fit treated in its linear (outlier) region;
+    empty for least squares.
+    """
+
+    runtime: str
+    n: int
+    scale: float
+    bias: float
+    heldout_before: Dict[str, Any]
+    heldout_after: Dict[str, Any]
+    insample_after: Dict[str, Any]
+    ids: List[str]
+    accum: List[float]
+    measured: List[float]
+    heldout: List[float]
+    fold: List[int]
+    cv_method: str
+    n_folds: int
+    downweighted: List[str] = field(default_factory=list)  # Huber's outliers_ (robust fits only)
+    per_op: Optional[Dict[str, Any]] = None
+
+    @property
+    def heldout_pred(self) -> Dict[str, float]:
+        """``{architecture id: held-out predicted us}``."""
+        return dict(zip(self.ids, self.heldout))
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "runtime": self.runtime, "n": self.n, "scale": self.scale, "bias": self.bias,
+            "cv": {"method": self.cv_method, "folds": self.n_folds},
+            "heldout": {"before": json_safe_metrics(self.heldout_before),
+                        "after": json_safe_metrics(self.heldout_after)},
+            "insample": {"note": INSAMPLE_NOTE, "after": json_safe_metrics(self.insample_after)},
+            "downweighted": list(self.downweighted),
+            "per_op": _json_per_op(self.per_op),
+            "networks": [{"id": i, "accum_us": a, "measured_us": m, "heldout_pred_us": h, "fold": f}
+                         for i, a, m, h, f in zip(self.ids, self.accum, self.measured, self.heldout, self.fold)],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RuntimeFit":
+        nets = d["networks"]
+        per_op = d.get("per_op")
+        if per_op is not None:
+            per_op = {**per_op, "heldout_after": metrics_from_json(per_op["heldout_after"])}
+        return cls(runtime=d["runtime"], n=int(d["n"]), scale=float(d["scale"]), bias=float(d["bias"]),
+                   heldout_before=metrics_from_json(d["heldout"]["before"]),
+                   heldout_after=metrics_from_json(d["heldout"]["after"]),
+                   insample_after=metrics_from_json(d["insample"]["after"]),
+                   ids=[e["id"] for e in nets], accum=[float(e["accum_us"]) for e in nets],
+                   measured=[float(e["measured_us"]) for e in nets],
+                   heldout=[float(e["heldout_pred_us"]) for e in nets], fold=[int(e["fold"]) for e in nets],
+                   cv_method=d["cv"]["method"], n_folds=int(d["cv"]["folds"]),
+                   downweighted=list(d.get("downweighted", [])), per_op=per_op)
+
+
+def _json_per_op(per_op: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    if per_op is None:
+        return None
+    return {**per_op, "heldout_after": json_safe_metrics(per_op["heldout_after"])}
+
+
+@dataclass
+class FitReport:
+    """Per-runtime fits (insertion order of the input) and how they were made."""
+
+    runtimes: Dict[str, RuntimeFit]
+    robust: bool = False
+    epsilon: float = 1.35
+    folds: int = 5
+    seed: int = 0
+
+    @property
+    def model(self) -> str:
+        return "huber scale+bias" if self.robust else "least-squares scale+bias"
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Strict-JSON-serialisable dict (NaN metrics become ``null``)."""
+        return {
+            "model": {"kind": "scale+bias", "robust": self.robust, "epsilon": self.epsilon,
+                      "formula": "measured_us ~= scale * accumulated_us + bias"},
+            "cv": {"folds": self.folds, "seed": self.seed, "note": HELDOUT_NOTE},
+            "runtimes": {rt: r.to_dict() for rt, r in self.runtimes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FitReport":
+        return cls(runtimes={rt: RuntimeFit.from_dict(r) for rt, r in d["runtimes"].items()},
+                   robust=bool(d["model"]["robust"]), epsilon=float(d["model"]["epsilon"]),
+                   folds=int(d["cv"]["folds"]), seed=int(d["cv"]["seed"]))
+
+
+def _per_op_fit(rt: str, ids: List[str], y: np.ndarray, feats: Tuple[Sequence[str], Any],
+                baseline: CVResult, folds: int, seed: int) -> Dict[str, Any]:
+    names, X = list(feats[0]), np.asarray(feats[1], dtype=float)
+    if X.ndim != 2 or X.shape != (len(ids), len(names)):
+        raise FitError(f"{rt}: per-op features must be a {len(ids)} x {len(names)} matrix, got shape {X.shape}")
+    cv = cross_validate(X, y, ids, PerOpScale, folds=folds, seed=seed, name=f"{rt} (per-op)")
+    better = cv.heldout_after["mape"] < baseline.heldout_after["mape"]
+    return {"op_types": names, "coef": [float(c) for c in cv.model.coef_], "bias": float(cv.model.bias_),
+            "heldout_after": cv.heldout_after, "heldout_pred_us": [float(p) for p in cv.heldout_pred],
+            "better_than_scale_bias": bool(better),
+            "note": "advisory: per-op-type scales evaluated on the same folds; the estimator uses scale+bias"}
+
+
+def fit_runtimes(pairs: Pairs, robust: bool = False, folds: int = 5, seed: int = 0,
+                 epsilon: float = 1.35, op_features: Optional[OpFeatures] = None) -> FitReport:
+    """Fit and cross-validate :class:`ScaleBias` for each runtime of ``pairs``.
+
+    ``pairs[runtime] = (ids, accumulated_us, measured_us)``, aligned by position within
+    one runtime (each triple is one network). ``op_features[runtime] = (op_types,
+    matrix)`` optionally adds a :class:`PerOpScale` comparison (rows aligned with ids).
+    Raises :class:`~profiler.errors.FitError` naming the runtime on bad data.
+    """
+    if not pairs:
+        raise FitError("no runtime to fit (no networks were paired with measurements)")
+    out: Dict[str, RuntimeFit] = {}
+    for rt, triple in pairs.items():
+        try:
+            ids, x, y = triple
+        except (TypeError, ValueError):
+            raise FitError(f"{rt}: expected (ids, accumulated, measured)") from None
+        if np.ndim(x) != 1:
+            raise FitError(f"{rt}: the accumulated latency must be one number per network")
+        cv = cross_validate(x, y, ids, lambda: ScaleBias(robust=robust, epsilon=epsilon),
+                            folds=folds, seed=seed, name=rt)
+        per_op = None
+        if op_features is not None and rt in op_features:
+            per_op = _per_op_fit(rt, cv.ids, cv.y, op_features[rt], cv, folds, seed)
+        model = cv.model
+        out[rt] = RuntimeFit(
+            runtime=rt, n=len(cv.ids), scale=float(model.scale_), bias=float(model.bias_),
+            heldout_before=cv.before, heldout_after=cv.heldout_after, insample_after=cv.insample_after,
+            ids=list(cv.ids), accum=[float(v) for v in cv.x], measured=[float(v) for v in cv.y],
+            heldout=[float(v) for v in cv.heldout_pred], fold=[int(f) for f in cv.fold],
+            cv_method=cv.method, n_folds=cv.n_folds,
+            downweighted=[i for i, o in zip(cv.ids, model.outliers_) if o], per_op=per_op)
+    return FitReport(runtimes=out, robust=bool(robust), epsilon=float(epsilon), folds=folds, seed=seed)

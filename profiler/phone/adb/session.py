@@ -1,0 +1,449 @@
+"""One adb device at a time, through adbutils only: listing, shell, push/pull, perf state.
+
+Everything talks to the adb *server* through ``adbutils.AdbClient`` (no ``adb`` command lines,
+no ``os.system``). Every adb failure leaves this module as a one-line :class:`DeviceError`
+naming the serial, what adb currently lists and what to do; a missing local file or a missing
+remote output is a :class:`ToolError`. Nothing here prints or exits.
+
+``DeviceSession.push_tree`` pushes only files whose device copy has a different md5 (one
+``find DIR -type f -exec md5sum {} +`` on the device per call), so the SNPE SDK's binaries and
+libraries cross the cable once per phone, not once per run. Device-side ``md5sum`` is toybox's,
+present from Android 6 (API 23).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import re
+import shlex
+import stat as stat_mod
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
+
+import adbutils
+from adbutils.errors import AdbError, AdbTimeout
+
+from profiler.files import file_digest
+from profiler.errors import DeviceError, ToolError
+
+DEFAULT_TIMEOUT_S = 600.0
+GOVERNOR_PATH = "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"
+
+# What adbutils lets escape when a connection is refused, cut or garbled: its own errors,
+# socket errors (OSError, incl. timeouts), short reads (EOFError, struct.error), the asserts
+# in Sync.stat, int() on a truncated exit-code marker (ValueError), and the subprocess it
+# spawns for "adb start-server" when no server answers.
+_ADB_FAILURES = (AdbError, OSError, EOFError, struct.error, AssertionError, ValueError,
+                 subprocess.SubprocessError)
+
+_PROP_RE = re.compile(r"^\[([^\]]+)\]: \[(.*)\]\s*$")
+_MD5_LINE_RE = re.compile(r"^([0-9a-fA-F]{32})\s+\*?(.+)$")
+_SEP = "@@profiler-device-state@@"
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(a) for a in err.args if not isinstance(a, bytes)) if err.args else ""
+    text = " ".join((text or type(err).__name__).split())
+    return text[:160] + ("..." if len(text) > 160 else "")
+
+
+# --------------------------------------------------------------------------- client, listing
+
+def open_client(host: Optional[str] = None, port: Optional[int] = None,
+                socket_timeout: Optional[float] = 60.0) -> adbutils.AdbClient:
+    """An ``AdbClient`` whose server answered ``host:version``.
+
+    ``host``/``port`` default to ``$ANDROID_ADB_SERVER_HOST``/``$ANDROID_ADB_SERVER_PORT``
+    (else 127.0.0.1:5037). Note: when nothing listens there, adbutils itself runs
+    ``adb start-server`` once (its bundled or ``$ADBUTILS_ADB_PATH`` adb) before giving up.
+    """
+    client = adbutils.AdbClient(host=host, port=port, socket_timeout=socket_timeout)
+    try:
+        client.server_version()
+    except _ADB_FAILURES as e:
+        raise DeviceError(f"adb server at {client.host}:{client.port} not reachable ({_short(e)}); "
+                          "start it with 'adb start-server' or set ANDROID_ADB_SERVER_HOST/"
+                          "ANDROID_ADB_SERVER_PORT") from e
+    return client
+
+
+def _adb_list(client: adbutils.AdbClient):
+    try:
+        return client.list()
+    except _ADB_FAILURES:
+        return None
+
+
+def describe_listing(infos) -> str:
+    """``adb lists: A, B [unauthorized]`` for error messages (pure)."""
+    if infos is None:
+        return "adb server not reachable"
+    if not infos:
+        return "adb lists: no devices"
+    return "adb lists: " + ", ".join(
+        i.serial if i.state == "device" else f"{i.serial} [{i.state}]" for i in infos)
+
+
+def _state_hint(state: str) -> str:
+    if state == "unauthorized":
+        return "unlock the phone and accept the 'Allow USB debugging' prompt"
+    if state == "offline":
+        return "replug the cable or toggle USB debugging; then check 'adb devices'"
+    return "check 'adb devices'"
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One ``adb devices`` entry plus what getprop says (None when unknown)."""
+
+    serial: str
+    state: str            # "device", "unauthorized", "offline", ... or "absent" (lost mid-query)
+    model: Optional[str] = None
+    soc: Optional[str] = None        # ro.soc.model, else ro.board.platform, else ro.product.board
+    sdk: Optional[int] = None        # ro.build.version.sdk
+    abi: Optional[str] = None        # ro.product.cpu.abi
+    manufacturer: Optional[str] = None
+    props: Dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "device"
+
+
+def parse_getprop(text: str) -> Dict[str, str]:
+    """``[key]: [value]`` lines of ``getprop`` -> dict (pure)."""
+    props = {}
+    for line in text.splitlines():
+        m = _PROP_RE.match(line.strip())
+        if m:
+            props[m.group(1)] = m.group(2)
+    return props
+
+
+def device_info_from_props(serial: str, state: str, props: Dict[str, str]) -> DeviceInfo:
+    """Pure: pick model / SoC / SDK / ABI out of getprop values."""
+    def get(*keys: str) -> Optional[str]:
+        for k in keys:
+            v = props.get(k, "").strip()
+            if v:
+                return v
+        return None
+
+    sdk_text = get("ro.build.version.sdk")
+    return DeviceInfo(
+        serial=serial, state=state, model=get("ro.product.model"),
+        soc=get("ro.soc.model", "ro.board.platform", "ro.product.board"),
+        sdk=int(sdk_text) if sdk_text and sdk_text.isdigit() else None,
+        abi=get("ro.product.cpu.abi"), manufacturer=get("ro.product.manufacturer"),
+        props=dict(props))
+
+
+def list_devices(client: adbutils.AdbClient) -> List[DeviceInfo]:
+    """Every device adb lists; getprop details for those in state ``device``."""
+    infos = _adb_list(client)
+    if infos is None:
+        raise DeviceError(f"adb server at {client.host}:{client.port} not reachable; start it "
+                          "with 'adb start-server'")
+    out = []
+    for info in infos:
+        if info.state != "device":
+            out.append(DeviceInfo(info.serial, info.state))
+            continue
+        try:
+            props = DeviceSession(client, info.serial).getprops()
+        except DeviceError:
+            out.append(DeviceInfo(info.serial, "absent"))
+            continue
+        out.append(device_info_from_props(info.serial, info.state, props))
+    return out
+
+
+def open_session(client: adbutils.AdbClient, serial: str,
+                 timeout: float = DEFAULT_TIMEOUT_S) -> "DeviceSession":
+    """A session for ``serial`` after checking adb lists it in state ``device``."""
+    infos = _adb_list(client)
+    if infos is None:
+        raise DeviceError(f"device {serial}: adb server at {client.host}:{client.port} not "
+                          "reachable; start it with 'adb start-server'")
+    states = {i.serial: i.state for i in infos}
+    if serial not in states:
+        raise DeviceError(f"device {serial} not found ({describe_listing(infos)}); plug it in, "
+                          "enable USB debugging and check 'adb devices'")
+    if states[serial] != "device":
+        raise DeviceError(f"device {serial} is {states[serial]} ({describe_listing(infos)}); "
+                          f"{_state_hint(states[serial])}")
+    return DeviceSession(client, serial, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- session
+
+class ShellResult(NamedTuple):
+    exit_code: int
+    output: str       # stdout and stderr merged, as adb shell v1 returns them
+
+
+@dataclass(frozen=True)
+class PushReport:
+    pushed: List[str]      # paths relative to the tree root, posix style
+    skipped: List[str]     # same md5 already on the device
+    bytes_pushed: int
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """Perf-relevant facts at one moment; None when the device does not expose them."""
+
+    battery_temp_c: Optional[float]
+    governor: Optional[str]
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"battery_temp_c": self.battery_temp_c, "governor": self.governor}
+
+
+@dataclass(frozen=True)
+class CoolResult:
+    cooled: Optional[bool]   # None: temperature not readable, so nothing was waited for
+    state: DeviceState       # the last reading
+    waited_s: float
+
+
+def parse_device_state(text: str) -> DeviceState:
+    """Output of ``dumpsys battery; echo SEP; cat scaling_governor`` -> DeviceState (pure)."""
+    battery, _, governor_text = text.partition(_SEP)
+    temp = None
+    for line in battery.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and key.strip() == "temperature":
+            try:
+                temp = int(value.strip()) / 10.0      # tenths of a degree Celsius
+            except ValueError:
+                temp = None
+    governor = governor_text.strip() or None
+    if governor is not None and (" " in governor or "\n" in governor):
+        governor = None  # an error message, not a governor name
+    return DeviceState(battery_temp_c=temp, governor=governor)
+
+
+def _md5_file(path: Path) -> str:
+    return file_digest(path, "md5")
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "'\\''") + "'"
+
+
+def _glob_quote(pattern: str) -> str:
+    """Shell-quote ``pattern`` but leave ``* ? [ ]`` active for the device shell's globbing."""
+    out = []
+    for ch in pattern:
+        if ch.isalnum() or ch in "*?[]/._-+,:@%=":
+            out.append(ch)
+        else:
+            out.append("\\" + ch)
+    return "".join(out)
+
+
+class DeviceSession:
+    """Operations on one phone. Cheap to create; talks to adb only when a method is called.
+
+    ``timeout`` (seconds) bounds each shell command unless the call passes its own.
+    """
+
+    def __init__(self, client: adbutils.AdbClient, serial: str,
+                 timeout: float = DEFAULT_TIMEOUT_S):
+        self.client = client
+        self.serial = serial
+        self.timeout = timeout
+        self.device = client.device(serial)
+        self._shell_v2: Optional[bool] = None  # from the device's adb features, on first use
+
+    def __repr__(self) -> str:
+        return f"DeviceSession({self.serial!r})"
+
+    # -- error mapping
+    def _error(self, what: str, err: BaseException) -> DeviceError:
+        infos = _adb_list(self.client)
+        listing = describe_listing(infos)
+        if infos is None:
+            return DeviceError(f"device {self.serial}: {what} failed: adb server at "
+                               f"{self.client.host}:{self.client.port} not reachable "
+                               f"({_short(err)}); restart it with 'adb start-server'")
+        states = {i.serial: i.state for i in infos}
+        if self.serial not in states:
+            return DeviceError(f"device {self.serial}: disconnected during {what} ({listing}); "
+                               "reconnect it (cable, USB debugging) and resume")
+        if states[self.serial] != "device":
+            return DeviceError(f"device {self.serial}: became {states[self.serial]} during {what} "
+                               f"({listing}); {_state_hint(states[self.serial])}")
+        return DeviceError(f"device {self.serial}: adb {what} failed: {_short(err)} ({listing}); "
+                           "replug the phone or restart adb ('adb kill-server') and resume")
+
+    @contextlib.contextmanager
+    def _adb(self, what: str, timeout: Optional[float] = None) -> Iterator[None]:
+        try:
+            yield
+        except AdbTimeout as e:
+            if timeout is not None:
+                raise DeviceError(f"device {self.serial}: {what} timed out after {timeout:g} s; the "
+                                  "command hangs or the phone stopped answering (check it, or raise "
+                                  "the timeout)") from e
+            raise self._error(what, e) from e
+        except _ADB_FAILURES as e:
+            raise self._error(what, e) from e
+
+    # -- shell
+    def shell(self, cmd: Union[str, Sequence[str]], timeout: Optional[float] = None,
+              check: bool = False) -> ShellResult:
+        """Run ``cmd`` (a string for the device shell, or argv to be quoted) -> (exit, output).
+
+        Uses adb's shell protocol v2 when the device offers it (exit code in a packet), else
+        v1 (adbutils' echoed exit-code marker). Output is stdout and stderr interleaved.
+
+        With ``check=True`` a non-zero exit raises ToolError with the output's last line.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        text = cmd if isinstance(cmd, str) else " ".join(shlex.quote(str(a)) for a in cmd)
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        with self._adb(f"shell '{shown}'", timeout):
+            if self._shell_v2 is None:
+                self._shell_v2 = "shell_v2" in self.device.get_features().split(",")
+            if self._shell_v2:
+                res = self.device.shell2(text, timeout=timeout, rstrip=False, v2=True)
+            else:
+                # v1 reads the exit code from an appended "; echo X4EXIT:$?", which an
+                # "exit N" in cmd would skip: run cmd in a subshell (newlines keep comments
+                # and a trailing "&" harmless).
+                res = self.device.shell2("(\n" + text + "\n)", timeout=timeout, rstrip=False)
+        result = ShellResult(int(res.returncode), res.output)
+        if check and result.exit_code != 0:
+            tail = [ln for ln in result.output.strip().splitlines() if ln.strip()][-1:]
+            raise ToolError(f"device {self.serial}: '{shown}' exited with {result.exit_code}"
+                            + (f": {tail[0].strip()}" if tail else ""))
+        return result
+
+    def getprops(self) -> Dict[str, str]:
+        """All ``getprop`` values (one shell call)."""
+        return parse_getprop(self.shell("getprop", timeout=min(self.timeout, 60.0)).output)
+
+    def info(self) -> DeviceInfo:
+        return device_info_from_props(self.serial, "device", self.getprops())
+
+    # -- files
+    def exists(self, remote: str) -> bool:
+        with self._adb(f"stat {remote}"):
+            return self.device.sync.stat(remote).mtime is not None
+
+    def list(self, remote_dir: str) -> List[str]:
+        """Names in ``remote_dir`` (sorted, without . and ..); [] when it does not exist."""
+        with self._adb(f"list {remote_dir}"):
+            entries = self.device.sync.list(remote_dir)
+        return sorted(e.path for e in entries if e.path not in (".", ".."))
+
+    def glob(self, pattern: str) -> List[str]:
+        """Device paths matching a shell glob such as ``/data/local/tmp/out/*.log`` (sorted)."""
+        cmd = (f"for f in {_glob_quote(pattern)}; do "
+               "if [ -e \"$f\" ]; then echo \"$f\"; fi; done")
+        res = self.shell(cmd, timeout=min(self.timeout, 120.0))
+        return sorted(ln for ln in res.output.splitlines() if ln)
+
+    def push(self, local: Union[str, Path], remote: str, mode: Optional[int] = None) -> int:
+        """Push one file; ``remote`` ending in ``/`` (or an existing directory) keeps the name.
+
+        ``mode`` defaults to 0o755 for locally executable files, else 0o644. Returns bytes sent.
+        """
+        src = Path(local)
+        if not src.is_file():
+            raise ToolError(f"{src}: not a file; cannot push it to device {self.serial}")
+        if mode is None:
+            mode = 0o755 if src.stat().st_mode & stat_mod.S_IXUSR else 0o644
+        if remote.endswith("/"):
+            remote = remote + src.name
+        with self._adb(f"push {src.name} -> {remote}"):
+            return self.device.sync.push(str(src), remote, mode=mode)
+
+    def remote_md5(self, remote_dir: str) -> Dict[str, str]:
+        """``{relative path: md5}`` of every regular file under ``remote_dir`` ({} if absent)."""
+        remote_dir = posixpath.normpath(remote_dir)
+        q = _quote(remote_dir)
+        res = self.shell(f"if [ -d {q} ]; then find {q} -type f -exec md5sum {{}} +; fi")
+        out = {}
+        prefix = remote_dir.rstrip("/") + "/"
+        for line in res.output.splitlines():
+            m = _MD5_LINE_RE.match(line.strip())
+            if m and m.group(2).startswith(prefix):
+                out[m.group(2)[len(prefix):]] = m.group(1).lower()
+        return out
+
+    def push_tree(self, local_dir: Union[str, Path], remote_dir: str) -> PushReport:
+        """Mirror the files of ``local_dir`` under ``remote_dir``, sending only changed ones.
+
+        A file is skipped when the device already has the same md5 at the same relative path.
+        Extra device files are left alone. Executable bits follow the local files.
+        """
+        root = Path(local_dir)
+        if not root.is_dir():
+            raise ToolError(f"{root}: not a directory; cannot push it to device {self.serial}")
+        remote_dir = posixpath.normpath(remote_dir)
+        local = {p.relative_to(root).as_posix(): p
+                 for p in sorted(root.rglob("*")) if p.is_file()}
+        remote = self.remote_md5(remote_dir)
+        pushed, skipped = [], []
+        for rel, path in local.items():
+            (skipped if remote.get(rel) == _md5_file(path) else pushed).append(rel)
+        if pushed:
+            dirs = sorted({posixpath.dirname(posixpath.join(remote_dir, rel)) for rel in pushed})
+            self.shell("mkdir -p " + " ".join(_quote(d) for d in dirs), check=True)
+        sent = 0
+        for rel in pushed:
+            sent += self.push(local[rel], posixpath.join(remote_dir, rel))
+        return PushReport(pushed=pushed, skipped=skipped, bytes_pushed=sent)
+
+    def pull(self, remote: str, local: Union[str, Path]) -> int:
+        """Copy a device file to ``local`` (a file path), or a directory tree into ``local``."""
+        dst = Path(local)
+        with self._adb(f"stat {remote}"):
+            info = self.device.sync.stat(remote)
+        if info.mtime is None and info.mode == 0:
+            raise ToolError(f"device {self.serial}: {remote} does not exist (did the command that "
+                            "should write it fail?)")
+        with self._adb(f"pull {remote}"):
+            if stat_mod.S_ISDIR(info.mode):
+                return self.device.sync.pull_dir(remote, dst, exist_ok=True)
+            if dst.is_dir():
+                dst = dst / posixpath.basename(remote)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            return self.device.sync.pull_file(remote, dst)
+
+    # -- perf state
+    def device_state(self) -> DeviceState:
+        """Battery temperature (°C, from ``dumpsys battery``) and cpu0's cpufreq governor."""
+        res = self.shell(f"dumpsys battery 2>/dev/null; echo {_SEP}; "
+                         f"cat {GOVERNOR_PATH} 2>/dev/null", timeout=min(self.timeout, 60.0))
+        return parse_device_state(res.output)
+
+    def wait_cool(self, max_temp_c: float, timeout: float, poll: float = 10.0,
+                  clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> CoolResult:
+        """Poll ``device_state()`` until the battery is at or below ``max_temp_c``.
+
+        Returns after at most ``timeout`` seconds (plus one poll's reading) with ``cooled``
+        False if it is still hot; ``cooled`` is None when the temperature is not readable.
+        """
+        if poll <= 0:
+            raise ValueError("poll must be > 0")
+        start = clock()
+        while True:
+            state = self.device_state()
+            waited = clock() - start
+            if state.battery_temp_c is None:
+                return CoolResult(None, state, waited)
+            if state.battery_temp_c <= max_temp_c:
+                return CoolResult(True, state, waited)
+            if waited >= timeout:
+                return CoolResult(False, state, waited)
+            sleep(max(0.0, min(poll, timeout - waited)))

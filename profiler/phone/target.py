@@ -1,0 +1,498 @@
+"""The phone target: SNPE on Snapdragon phones over adb, several phones in parallel.
+
+Per module and runtime (see ``docs/phones.md`` for the user's view):
+
+1. host (:mod:`profiler.phone.prep`): ONNX -> DLC, dlc-info, quantized DLC for DSP/AIP,
+   random benchmark raws + input list, all cached under the models folder;
+2. device, once per phone: the SDK's ``snpe-net-run`` and libraries (DSP skels included) for
+   the phone's arm64 folder are pushed with ``push_tree`` (md5-compared, so only changes cross
+   the cable);
+3. device, per module: the DLC, raws, input list and a ``sh`` script (``device_script``) go to
+   ``<device root>/models/<module>/``; the script runs ``snpe-net-run`` with the runtime's
+   flags, ``--perf_profile`` and ``--profiling_level``; it is run ``runs`` times and each run's
+   ``output/SNPEDiag*.log`` is pulled and read with the host's ``snpe-diagview``;
+4. each run gives one sample per LatencyKey (diagview's values are averages over the input
+   list's inferences): ``Total Inference Time``, ``Forward Propagate`` and ``Layers Time``
+   (sum of per-layer times without input/data layers). DSP/HTP layer times printed in cycles
+   are converted only with a known DSP clock (``dsp_clock_hz``); otherwise ``Layers Time`` is
+   left out and the cycles stay in the record's ``layers`` with a note.
+
+The record also carries ``device_state``: serial, perf profile, governor and battery
+temperature before and after, and the cool-down wait when ``cooldown_temp_c`` is set.
+
+A batch is sharded over the selected phones with :func:`profiler.phone.adb.run_sharded` (one
+worker thread per phone); records are handed to the generator through a queue as they finish.
+A phone that vanishes is retired and its module re-queued to the others; when no phone is left
+the remaining modules come back as failed ("device ... vanished"), so ``--resume`` retries them.
+A command that fails or times out on a phone that is still connected fails only that module.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import queue
+import re
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from profiler.phone.adb import DeviceInfo, DeviceSession, list_devices, open_client, open_session, run_sharded
+from profiler.phone.adb.session import describe_listing
+from profiler.errors import DeviceError, ProfilerError, ResultsError, ToolError
+from profiler.phone.prep import HostOptions, HostPrep, Prepared
+from profiler.session import record
+from profiler.session.target import SessionConfig, Target
+from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, device_artifacts, device_script,
+                           load_overrides, locate_sdk, net_run_cmd, parse_diagview,
+                           resolve_device_target)
+from profiler.phone.snpe.commands import BUFFER_TYPES, PERF_PROFILES, PROFILING_LEVELS, RUNTIME_BUFFERS
+from profiler.keys import LATENCY_KEYS, TOTAL_INFERENCE
+
+PHONE_RUNTIMES = ("CPU", "GPU", "GPU_FP16", "DSP", "AIP")
+DEFAULT_PERF_PROFILE = "sustained_high_performance"
+DEFAULT_PROFILING_LEVEL = "detailed"
+DEFAULT_RUNS = 10
+DEFAULT_DEVICE_ROOT = "/data/local/tmp/profiler"
+ARM64_ABIS = ("arm64-v8a",)
+CYCLES_NOTE = ("per-layer times are in DSP/HTP cycles and no DSP clock was given (--dsp-clock), so "
+               "'Layers Time' in µs is not recorded; the cycle counts are kept here")
+
+
+def parse_flavor(name: str, default_buffer: str = "float") -> Tuple[str, str]:
+    """``DSP_ub_tf8`` -> ``("DSP", "ub_tf8")``; a plain runtime takes ``default_buffer``.
+
+    Runtimes: CPU, GPU, GPU_FP16, DSP, AIP; buffer suffixes ``_ub_float`` and ``_ub_tf8`` (the
+    snpe_bench flavor names). Raises ProfilerError for anything else.
+    """
+    rt, buffer = name, default_buffer
+    for buf in BUFFER_TYPES[1:]:
+        if name.endswith("_" + buf):
+            rt, buffer = name[: -len(buf) - 1], buf
+            break
+    if rt not in PHONE_RUNTIMES:
+        hint = "; host runtimes need --target host" if rt.startswith(("ORT", "NNABLA")) else ""
+        raise ProfilerError(f"--runtime {name}: not a phone runtime (choose from {', '.join(PHONE_RUNTIMES)}, "
+                            f"optionally with _ub_float or _ub_tf8, e.g. DSP_ub_tf8{hint})")
+    if buffer not in RUNTIME_BUFFERS[rt]:
+        raise ProfilerError(f"--runtime {name}: buffer type {buffer} is not valid for {rt} (use "
+                            f"{', '.join(RUNTIME_BUFFERS[rt])}; ub_tf8 is for DSP/AIP only)")
+    return rt, buffer
+
+
+def device_dir_name(stem: str) -> str:
+    """A device folder name for a model file stem (no characters that need shell quoting)."""
+    return re.sub(r"[^A-Za-z0-9_.+\-=@%,]", "_", stem)[:120] or "model"
+
+
+@dataclass(frozen=True)
+class PhoneConfig:
+    """Everything the phone target needs besides the session config (see ``docs/phones.md``)."""
+
+    snpe_root: Optional[str] = None            # default $SNPE_ROOT
+    adb_host: Optional[str] = None             # default $ANDROID_ADB_SERVER_HOST / 127.0.0.1
+    adb_port: Optional[int] = None             # default $ANDROID_ADB_SERVER_PORT / 5037
+    devices: Optional[Tuple[str, ...]] = None  # None: every phone adb lists as ready
+    runs: int = DEFAULT_RUNS
+    perf_profile: str = DEFAULT_PERF_PROFILE
+    profiling_level: str = DEFAULT_PROFILING_LEVEL
+    buffer: str = "float"
+    input_count: int = 10
+    cooldown_temp_c: Optional[float] = None
+    cooldown_timeout_s: float = 300.0
+    cooldown_poll_s: float = 10.0
+    dsp_clock_hz: Optional[float] = None
+    quantize: QuantizeOptions = field(default_factory=QuantizeOptions)
+    quantization_overrides: Optional[str] = None
+    calibration_images: Optional[str] = None
+    calibration_count: int = 10
+    device_root: str = DEFAULT_DEVICE_ROOT
+    cache_dir: Optional[str] = None
+    seed: int = 0
+    tool_timeout_s: float = 1800.0
+
+    def describe(self) -> Dict[str, Any]:
+        """The settings recorded in the results store's metadata."""
+        q = self.quantize
+        return {
+            "runs": self.runs, "perf_profile": self.perf_profile, "profiling_level": self.profiling_level,
+            "buffer": self.buffer, "input_count": self.input_count, "device_root": self.device_root,
+            "cooldown_temp_c": self.cooldown_temp_c,
+            "cooldown_timeout_s": self.cooldown_timeout_s if self.cooldown_temp_c is not None else None,
+            "dsp_clock_hz": self.dsp_clock_hz,
+            "quantization": {
+                "act_bitwidth": q.act_bitwidth, "weights_bitwidth": q.weights_bitwidth,
+                "bias_bitwidth": q.bias_bitwidth, "use_enhanced_quantizer": q.use_enhanced_quantizer,
+                "use_adjusted_weights_quantizer": q.use_adjusted_weights_quantizer, "cle": q.cle,
+                "htp_socs": list(q.htp_socs), "overrides": self.quantization_overrides,
+                "calibration": (f"images from {self.calibration_images} (3-channel inputs; random otherwise)"
+                                if self.calibration_images else "random uniform [-1, 1)"),
+                "calibration_count": self.calibration_count,
+            },
+        }
+
+
+class PhoneTarget(Target):
+    """Snapdragon phones over adb with the SNPE SDK (see the module docstring)."""
+
+    name = "phone"
+
+    def __init__(self, config: PhoneConfig, client: Any = None) -> None:
+        self.config = config
+        self.sdk = locate_sdk(config.snpe_root)
+        self._validate()
+        self.device_target = resolve_device_target(self.sdk)
+        self.paths = DevicePaths(config.device_root)
+        self.host = HostPrep(self.sdk, HostOptions(
+            quantize=config.quantize, quantization_overrides=config.quantization_overrides,
+            calibration_images=config.calibration_images, calibration_count=config.calibration_count,
+            input_count=config.input_count, seed=config.seed, cache_dir=config.cache_dir,
+            tool_timeout_s=config.tool_timeout_s))
+        self._client = client
+        self._lock = threading.Lock()
+        self._serials: List[str] = []
+        self._infos: Dict[str, DeviceInfo] = {}
+        self._sessions: Dict[str, DeviceSession] = {}
+        self._retired: Dict[str, str] = {}
+        self._ready: set = set()
+        self._staging: Optional[Path] = None
+
+    # ------------------------------------------------------------------ configuration
+    def _validate(self) -> None:
+        c = self.config
+        if c.runs < 1:
+            raise ProfilerError(f"--runs must be at least 1, not {c.runs}")
+        if c.input_count < 1:
+            raise ProfilerError(f"--input-count must be at least 1, not {c.input_count}")
+        if c.calibration_count < 1:
+            raise ProfilerError(f"--calibration-count must be at least 1, not {c.calibration_count}")
+        if c.perf_profile not in PERF_PROFILES:
+            raise ProfilerError(f"--perf-profile {c.perf_profile}: unknown (choose from {', '.join(PERF_PROFILES)})")
+        levels = [lv for lv in PROFILING_LEVELS if lv != "off" and (lv != "linting" or self.sdk.version.snpe2)]
+        if c.profiling_level not in levels:
+            why = " (off gives no timings)" if c.profiling_level == "off" else ""
+            raise ProfilerError(f"--profiling-level {c.profiling_level}: not usable with SNPE {self.sdk.version}"
+                                f"{why}; choose from {', '.join(levels)}")
+        if c.buffer not in BUFFER_TYPES:
+            raise ProfilerError(f"--buffer {c.buffer}: unknown (choose from {', '.join(BUFFER_TYPES)})")
+        if c.cooldown_timeout_s < 0:
+            raise ProfilerError("--cooldown-timeout must be >= 0")
+        try:
+            c.quantize.validate()
+        except ToolError as e:
+            raise ProfilerError(f"quantization options: {e}") from None
+        if c.quantization_overrides:
+            load_overrides(c.quantization_overrides)  # a clear error now, not per module
+        if c.calibration_images and not Path(c.calibration_images).is_dir():
+            raise ProfilerError(f"{c.calibration_images}: --calibration-images folder does not exist")
+
+    def check_runtimes(self, runtimes: Sequence[str]) -> None:
+        if not runtimes:
+            raise ProfilerError("--runtime: give at least one phone runtime (CPU, GPU, GPU_FP16, DSP, AIP)")
+        for rt in runtimes:
+            parse_flavor(rt, self.config.buffer)
+
+    # ------------------------------------------------------------------ devices
+    def _client_or_open(self) -> Any:
+        if self._client is None:
+            self._client = open_client(self.config.adb_host, self.config.adb_port)
+        return self._client
+
+    def _connect(self) -> None:
+        """Select the phones (once): the ones named, or every ready one; check they match."""
+        with self._lock:
+            if self._serials:
+                return
+            client = self._client_or_open()
+            infos = list_devices(client)
+            listing = describe_listing(infos)
+            if self.config.devices:
+                chosen = []
+                for serial in dict.fromkeys(self.config.devices):
+                    open_session(client, serial)  # DeviceError: not found / unauthorized / offline
+                    match = [i for i in infos if i.serial == serial and i.ready]
+                    if not match:
+                        raise DeviceError(f"device {serial} is not ready ({listing}); check 'profiler devices'")
+                    chosen.append(match[0])
+            else:
+                chosen = [i for i in infos if i.ready]
+                if not chosen:
+                    raise DeviceError(f"no phone ready for --target phone ({listing}); connect one with USB "
+                                      "debugging enabled (see 'profiler devices' and docs/phones.md)")
+            for info in chosen:
+                if info.abi not in ARM64_ABIS:
+                    raise DeviceError(f"device {info.serial}: ABI {info.abi or 'unknown'} is not supported (the "
+                                      f"SNPE binaries pushed are arm64-v8a); leave it out with --devices")
+            kinds = {(i.model, i.soc) for i in chosen}
+            if len(kinds) > 1:
+                shown = ", ".join(f"{i.serial}: {i.model}/{i.soc}" for i in chosen)
+                raise ProfilerError(f"the selected phones differ ({shown}); latencies of different phone "
+                                    "models or SoCs must not be mixed in one table: choose identical phones "
+                                    "with --devices SERIAL,...")
+            for info in chosen:
+                self._infos[info.serial] = info
+                self._sessions[info.serial] = DeviceSession(client, info.serial)
+            self._serials = [i.serial for i in chosen]
+
+    def _ready_serials(self) -> set:
+        try:
+            return {i.serial for i in self._client_or_open().list() if i.state == "device"}
+        except Exception:  # noqa: BLE001 - any adb failure means "cannot tell": treat as gone
+            return set()
+
+    def _revive(self) -> None:
+        """Take back retired phones that adb lists as ready again (replugged)."""
+        with self._lock:
+            retired = list(self._retired)
+        if not retired:
+            return
+        ready = self._ready_serials()
+        with self._lock:
+            for serial in retired:
+                if serial in ready:
+                    self._retired.pop(serial, None)
+                    self._ready.discard(serial)  # check the pushed SDK again
+
+    def devices(self) -> List[DeviceInfo]:
+        """The selected phones (connects on first use)."""
+        self._connect()
+        return [self._infos[s] for s in self._serials]
+
+    def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
+        infos = self.devices()
+        first = infos[0]
+        return {
+            "target": "phone",
+            "device": {"model": first.model, "soc": first.soc, "android_sdk": first.sdk, "abi": first.abi,
+                       "manufacturer": first.manufacturer, "phones": len(infos),
+                       "serials": [i.serial for i in infos]},
+            "devices": {i.serial: {"model": i.model, "soc": i.soc, "android_sdk": i.sdk, "abi": i.abi,
+                                   "fingerprint": i.props.get("ro.build.fingerprint")} for i in infos},
+            "snpe": {"root": str(self.sdk.root), "version": str(self.sdk.version),
+                     "device_target": self.device_target.target},
+            "phone": self.config.describe(),
+            "tools": {"snpe": str(self.sdk.version)},
+        }
+
+    # ------------------------------------------------------------------ running
+    def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
+        """Shard ``items`` over the live phones; yield each record as soon as it exists."""
+        rt, buffer = parse_flavor(runtime, self.config.buffer)
+        self._connect()
+        self._revive()
+        with self._lock:
+            live = [self._sessions[s] for s in self._serials if s not in self._retired]
+        for s in live:
+            s.timeout = cfg.timeout_s
+        if not live:
+            for item in items:
+                yield self._gone_record(item)
+            return
+        handoff: "queue.Queue[Tuple[str, Any]]" = queue.Queue()
+        stop = threading.Event()
+
+        def fn(session: DeviceSession, item: Dict[str, Any]) -> Dict[str, Any]:
+            try:
+                return self._measure(session, item, runtime, rt, buffer, cfg)
+            except DeviceError as e:
+                if session.serial in self._ready_serials():
+                    # the phone is still there: the command (not the phone) is the problem
+                    raise ToolError(f"{e} (the phone is still connected: this module is failed, "
+                                    "the phone carries on)") from e
+                raise
+            except OSError as e:  # host files: cache folder not writable, disk full, ...
+                where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+                raise ToolError(f"{where}{e.strerror or e} (host side, preparing {item['uid'][:80]}); check "
+                                "that the models folder is writable and has space") from e
+
+        def on_result(item: Dict[str, Any], session: DeviceSession, rec: Dict[str, Any]) -> None:
+            handoff.put(("record", rec))
+
+        def on_event(kind: str, name: str, item: Optional[Dict[str, Any]], err: ProfilerError) -> None:
+            if kind == "retired":
+                with self._lock:
+                    self._retired[name] = str(err)
+            elif kind == "failed" and item is not None:
+                handoff.put(("record", record.failed(item["uid"], str(err))))
+
+        def work() -> None:
+            try:
+                report = run_sharded(live, items, fn, on_result, setup=self._setup_device, stop=stop,
+                                     on_event=on_event)
+                handoff.put(("end", report))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the generator's thread
+                handoff.put(("error", e))
+
+        worker = threading.Thread(target=work, name="phone-shards", daemon=True)
+        worker.start()
+        try:
+            while True:
+                try:
+                    kind, payload = handoff.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if kind == "record":
+                    yield payload
+                elif kind == "error":
+                    raise payload
+                else:
+                    if not stop.is_set():
+                        for item in payload.not_done:
+                            yield self._gone_record(item)
+                    return
+        finally:
+            stop.set()
+            while worker.is_alive():
+                worker.join(0.2)
+
+    def _gone_record(self, item: Dict[str, Any]) -> Dict[str, Any]:
+        with self._lock:
+            gone = dict(self._retired)
+        why = "; ".join(gone.values()) or "no phone available"
+        return record.failed(item["uid"], f"not measured: no phone left (device {', '.join(gone) or '(none)'} "
+                                          f"vanished or failed: {why}); reconnect the phone(s) and re-run "
+                                          "with --resume")
+
+    def _sdk_staging(self) -> Path:
+        """A local tree ``bin/snpe-net-run`` + ``lib/*.so`` of symlinks into the SDK (made once)."""
+        with self._lock:
+            if self._staging is None:
+                tmp = Path(tempfile.mkdtemp(prefix="profiler-snpe-"))
+                weakref.finalize(self, shutil.rmtree, str(tmp), True)
+                for src, rel in device_artifacts(self.sdk, self.device_target):
+                    dst = tmp / rel
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink(src.resolve(), dst)
+                self._staging = tmp
+            return self._staging
+
+    def _setup_device(self, session: DeviceSession) -> None:
+        """Push snpe-net-run and the libraries once per phone (md5-compared)."""
+        if session.serial in self._ready:
+            return
+        staging = self._sdk_staging()
+        session.push_tree(staging / "bin", self.paths.bin_dir)
+        session.push_tree(staging / "lib", self.paths.lib_dir)
+        with self._lock:
+            self._ready.add(session.serial)
+
+    def _measure(self, session: DeviceSession, item: Dict[str, Any], runtime: str, rt: str, buffer: str,
+                 cfg: SessionConfig) -> Dict[str, Any]:
+        start = time.monotonic()
+        c = self.config
+        prep = self.host.prepare(item, rt)
+        model_dir = self.paths.model_dir(device_dir_name(prep.stem))
+        script_name = f"run_{runtime}.sh"
+        cmd = net_run_cmd(self.paths.snpe_net_run, prep.dlc.name, prep.input_list.name, runtime=rt,
+                          version=self.sdk.version, buffer=buffer, perf_profile=c.perf_profile,
+                          profiling_level=c.profiling_level)
+        script = device_script(cmd, lib_dir=self.paths.lib_dir, model_dir=model_dir)
+        info = self._infos.get(session.serial)
+        state: Dict[str, Any] = {"serial": session.serial, "model": info.model if info else None,
+                                 "soc": info.soc if info else None,
+                                 "perf_profile": c.perf_profile, "profiling_level": c.profiling_level,
+                                 "buffer": buffer, "dlc": prep.dlc.name, "quantized": prep.quantized}
+        if prep.calibration:
+            state["calibration"] = prep.calibration
+        if c.cooldown_temp_c is not None:
+            cool = session.wait_cool(c.cooldown_temp_c, c.cooldown_timeout_s,
+                                     poll=max(0.1, min(c.cooldown_poll_s, c.cooldown_timeout_s or 0.1)))
+            state["cooldown"] = {"limit_c": c.cooldown_temp_c, "cooled": cool.cooled,
+                                 "waited_s": round(cool.waited_s, 1)}
+            before = cool.state
+        else:
+            before = session.device_state()
+        runs: List[DiagRun] = []
+        with tempfile.TemporaryDirectory(prefix="profiler-phone-") as tmpdir:
+            tmp = Path(tmpdir)
+            stage = tmp / "stage"
+            stage.mkdir()
+            os.symlink(prep.dlc, stage / prep.dlc.name)
+            for f in prep.bench_files():
+                os.symlink(f, stage / f.name)
+            (stage / script_name).write_text(script, encoding="utf-8")
+            session.push_tree(stage, model_dir)
+            for i in range(c.runs):
+                res = session.shell(["sh", f"{model_dir}/{script_name}"], timeout=cfg.timeout_s)
+                if res.exit_code != 0:
+                    tail = " | ".join([ln.strip() for ln in res.output.strip().splitlines() if ln.strip()][-3:])
+                    raise ToolError(f"snpe-net-run failed on device {session.serial} (exit code {res.exit_code}, "
+                                    f"{runtime}, run {i + 1}){': ' + tail if tail else ''}")
+                logs = session.glob(f"{model_dir}/output/SNPEDiag*.log")
+                if not logs:
+                    raise ToolError(f"snpe-net-run on device {session.serial} wrote no {model_dir}/output/"
+                                    f"SNPEDiag*.log ({runtime}, run {i + 1}); check --profiling-level")
+                for log in logs:
+                    local = tmp / f"run{i + 1}" / posixpath.basename(log)
+                    session.pull(log, local)
+                    runs.extend(self._diag_runs(local, prep, runtime, session.serial, i + 1))
+        after = session.device_state()
+        state.update({"governor": before.governor, "battery_temp_c_before": before.battery_temp_c,
+                      "battery_temp_c_after": after.battery_temp_c})
+        if after.governor != before.governor:
+            state["governor_after"] = after.governor
+        samples: Dict[str, List[float]] = {}
+        for key in LATENCY_KEYS:
+            values = [r.latencies().get(key) for r in runs]
+            if values and all(v is not None for v in values):
+                samples[key] = values
+        if TOTAL_INFERENCE not in samples:
+            raise ResultsError(f"diagview output of {prep.dlc.name} on {session.serial}: no '{TOTAL_INFERENCE}' "
+                               "in microseconds")
+        layers = layers_record(runs)
+        extras = {"layers": layers} if layers is not None else {}
+        return record.measured(item["uid"], samples, round(time.monotonic() - start, 3),
+                               device_state=state, **extras)
+
+    def _diag_runs(self, log: Path, prep: Prepared, runtime: str, serial: str, run: int) -> List[DiagRun]:
+        """diagview + parse one pulled log; on failure keep the log and say where."""
+        source = f"{log.name} of run {run} on device {serial} ({prep.dlc.name}, {runtime})"
+        text = None
+        try:
+            text = self.host.diagview(log)
+            return parse_diagview(text, source, clock_hz=self.config.dsp_clock_hz,
+                                  layer_types=prep.info.layer_types())
+        except ProfilerError as e:
+            try:
+                kept = self._keep(log, text, prep, runtime, serial, run)
+            except OSError:
+                raise e from None
+            raise type(e)(f"{e} (log kept as {kept})") from None
+
+    def _keep(self, log: Path, text: Optional[str], prep: Prepared, runtime: str, serial: str, run: int) -> Path:
+        folder = prep.dlc.parent / "failed-logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / f"{prep.stem}-{runtime}-{serial}-run{run}{log.suffix}"
+        shutil.copyfile(log, dest)
+        if text is not None:
+            dest.with_suffix(".diagview.txt").write_text(text, encoding="utf-8")
+        return dest
+
+
+def layers_record(runs: Sequence[DiagRun]) -> Optional[Dict[str, Any]]:
+    """Per-layer values of every run (by layer index), with their unit; None without layer lines."""
+    if not runs or not runs[0].layers:
+        return None
+    first = runs[0]
+    items = []
+    for pos, lt in enumerate(first.layers):
+        values = []
+        for r in runs:
+            match = [x for x in r.layers if x.index == lt.index]
+            values.append(match[0].value if match else None)
+        items.append({"index": lt.index, "name": lt.name, "type": lt.type, "runtime": lt.runtime,
+                      "unit": lt.unit or "us", "counted": not lt.is_input, "values": values})
+    unit = first.layers_unit
+    out: Dict[str, Any] = {"unit": unit, "runs": len(runs), "items": items}
+    if unit in ("cycles", "mixed"):
+        out["note"] = CYCLES_NOTE
+    return out
+
+
+__all__ = ["DEFAULT_PERF_PROFILE", "DEFAULT_PROFILING_LEVEL", "DEFAULT_RUNS", "PHONE_RUNTIMES", "PhoneConfig",
+           "PhoneTarget", "device_dir_name", "layers_record", "parse_flavor"]

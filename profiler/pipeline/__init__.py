@@ -1,0 +1,1 @@
+"""The pipeline verbs: generate, sample, fit and run (every step, resumable)."""

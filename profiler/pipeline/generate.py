@@ -1,0 +1,116 @@
+"""``profiler generate``: one NNP + ONNX model per unique module of a search space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+from profiler import __version__
+from profiler.space import arch as A
+from profiler.space import modules as M
+from profiler.models.manifest import read_manifest, write_manifest
+from profiler.errors import ManifestError
+from profiler.space.searchspace import SearchSpace, load_space
+
+Progress = Callable[[int, int, str], None]
+
+
+_CHECKED: Set[str] = set()  # spaces whose shapes this process has cross-checked (by sha256)
+
+
+def check_shapes(pos: Sequence[A.Position]) -> None:
+    """Cross-check arithmetic shapes against the shapes nnabla records in the supernet."""
+    from profiler.models.build import record_supernet_shapes
+    recorded = record_supernet_shapes(pos)
+    for p in pos:
+        for opt in p.options:
+            if recorded[opt.uid] != tuple(opt.input_shape):
+                raise RuntimeError(f"internal error: {opt.uid} sees {recorded[opt.uid]} in the "
+                                   "nnabla supernet")
+
+
+def load_checked(space_path: Path) -> Tuple[SearchSpace, List[A.Position]]:
+    """The space and its positions, shapes cross-checked once per process and space content
+    (``profiler run`` generates and samples the same space: the supernet is built once)."""
+    space = load_space(space_path)
+    pos = A.positions(space)
+    if space.sha256 not in _CHECKED or not space.sha256:
+        check_shapes(pos)
+        _CHECKED.add(space.sha256)
+    return space, pos
+
+
+def _previous(out_dir: Path) -> Dict[str, Dict[str, Any]]:
+    try:
+        doc = read_manifest(out_dir)
+    except ManifestError:
+        return {}
+    return {e["uid"]: e for e in doc["entries"]
+            if all((out_dir / f).is_file() for f in e["files"].values())}
+
+
+def module_entry(spec: M.ModuleSpec, files: Dict[str, str]) -> Dict[str, Any]:
+    entry: Dict[str, Any] = {
+        "uid": spec.uid,
+        "name": spec.name,
+        "op_type": spec.op_type,
+        "files": files,
+        "input_shapes": [list(s) for s in spec.input_shapes],
+        "output_shape": list(spec.output_shape),
+        "attrs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.attrs},
+        **M.cost(spec),
+    }
+    if spec.name in M.BLOCK_TYPES:
+        entry["leaves"] = [leaf.uid for leaf in spec.leaves()]
+    return entry
+
+
+def space_info(space: SearchSpace) -> Dict[str, str]:
+    return {"name": space.name, "path": space.path, "sha256": space.sha256}
+
+
+def generator_info() -> Dict[str, Any]:
+    import nnabla
+    from profiler.models.build import ONNX_OPSET
+    return {"profiler": __version__, "nnabla": nnabla.__version__, "onnx_opset": ONNX_OPSET}
+
+
+def generate(space_path: Path, out_dir: Path, granularity: str = "block",
+             on_progress: Optional[Progress] = None, jobs: Optional[int] = None) -> Path:
+    """Write every unique module of the space and ``manifest.json``; return the manifest path.
+
+    Files already written by an earlier run for the same UID are reused; nothing else in
+    ``out_dir`` is touched. Models are written by ``jobs`` processes (default: one per CPU).
+    """
+    from profiler.models.build import ModelTask, write_models
+    space, _ = load_checked(space_path)
+    specs = A.candidate_modules(space, granularity)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous(out_dir)
+    entries: Dict[str, Dict[str, Any]] = {}
+    todo = []
+    for spec in specs:
+        old = previous.get(spec.uid)
+        if old is not None and old.get("generator") == __version__:
+            entries[spec.uid] = old
+        else:
+            todo.append(ModelTask((spec,), M.file_stem(spec.uid), spec.uid, "module"))
+    done = [len(entries)]
+    if on_progress:
+        on_progress(done[0], len(specs), "")
+
+    def finished(_i: int, task: Any, result: Dict[str, Any]) -> None:
+        spec = task.blocks[0]
+        entry = module_entry(spec, {"nnp": result["nnp"], "onnx": result["onnx"]})
+        if result["output_shape"] != entry["output_shape"]:
+            raise RuntimeError(f"internal error: {spec.uid} builds output {result['output_shape']}")
+        entry["generator"] = __version__
+        entries[spec.uid] = entry
+        done[0] += 1
+        if on_progress:
+            on_progress(done[0], len(specs), spec.uid)
+
+    write_models(todo, out_dir, jobs=jobs, on_done=finished)
+    return write_manifest(out_dir, {"kind": "modules", "space": space_info(space),
+                                    "granularity": granularity, "generator": generator_info(),
+                                    "entries": [entries[spec.uid] for spec in specs]})

@@ -1,0 +1,89 @@
+"""``profiler sample``: whole architectures drawn from a space, built as NNP + ONNX.
+
+Each network gets an id (``arch-0007``) and its list of chosen candidates; everything
+downstream (bench results, accumulated latency, the fit) is paired by that id. The
+accumulated latency of a network is the sum of the table look-ups of its modules at the
+table's granularity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from profiler.space import arch as A
+from profiler.space import modules as M
+from profiler.pipeline.generate import Progress, generator_info, load_checked, space_info
+from profiler.files import write_json
+from profiler.models.manifest import read_manifest, write_manifest
+from profiler.errors import ManifestError
+from profiler.table.accumulate import accumulate
+
+ACCUM_FILE = "accum.json"
+
+
+def network_entry(a: A.Architecture, pos: Sequence[A.Position], files: Dict[str, str]) -> Dict[str, Any]:
+    blocks = A.blocks_of(pos, a.choices)
+    present = [b for b in blocks if b is not None]
+    cost = {"params": 0, "macs": 0, "flops": 0}
+    for b in present:
+        for k, v in M.cost(b).items():
+            cost[k] += v
+    return {**a.to_dict(pos), "uid": a.arch_id, "files": files,
+            "input_shapes": [list(present[0].input_shape)],
+            "output_shape": list(present[-1].output_shape),
+            "module_uids": {g: M.module_uids(blocks, g) for g in M.GRANULARITIES}, **cost}
+
+
+def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Optional[Path] = None,
+           granularity: Optional[str] = None, key: str = "Layers Time", stat: str = "Median_Time",
+           on_progress: Optional[Progress] = None, jobs: Optional[int] = None) -> Path:
+    """Draw ``num`` networks, write their models and ``manifest.json`` (+ ``accum.json``).
+
+    Models are written by ``jobs`` processes (default: one per CPU)."""
+    from profiler.models.build import ModelTask, write_models
+    space, pos = load_checked(space_path)
+    table = None
+    if table_path is not None:
+        from profiler.table.latency import LatencyTable
+        table = LatencyTable.load(table_path)
+        granularity = granularity or table.meta.get("granularity") or "block"
+    granularity = granularity or "block"
+    archs = A.sample(pos, num, seed)
+    if table is not None:  # fail before building anything if a module is not in the table
+        probe = [{"uid": a.arch_id,
+                  "module_uids": {granularity: M.module_uids(A.blocks_of(pos, a.choices), granularity)}}
+                 for a in archs]
+        accumulate(probe, table, granularity, key, stat)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        old = {e["uid"]: e for e in read_manifest(out_dir)["entries"]}
+    except ManifestError:
+        old = {}
+    entries: Dict[str, Dict[str, Any]] = {}
+    todo = []
+    for a in archs:
+        prev = old.get(a.arch_id)
+        if prev and prev.get("choices") == list(a.choices) and all(
+                (out_dir / f).is_file() for f in prev["files"].values()):
+            entries[a.arch_id] = prev
+        else:
+            todo.append(ModelTask(tuple(A.blocks_of(pos, a.choices)), a.arch_id, a.arch_id, "network"))
+    by_id = {a.arch_id: a for a in archs}
+    if on_progress:
+        on_progress(len(entries), len(archs), "")
+
+    def finished(_i: int, task: Any, result: Dict[str, Any]) -> None:
+        entries[task.stem] = network_entry(by_id[task.stem], pos, {"nnp": result["nnp"], "onnx": result["onnx"]})
+        if on_progress:
+            on_progress(len(entries), len(archs), task.stem)
+
+    write_models(todo, out_dir, jobs=jobs, on_done=finished)
+    entries_list = [entries[a.arch_id] for a in archs]
+    path = write_manifest(out_dir, {"kind": "networks", "space": space_info(space), "granularity": granularity,
+                                    "seed": seed, "generator": generator_info(), "entries": entries_list})
+    if table is not None:
+        write_json(out_dir / ACCUM_FILE, {
+            "table": str(Path(table_path).resolve()), "granularity": granularity, "key": key, "stat": stat,
+            "unit": "us", "accumulated": accumulate(entries_list, table, granularity, key, stat)})
+    return path

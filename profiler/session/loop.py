@@ -1,0 +1,121 @@
+"""A bench session: measure every entry of a manifest on each runtime into a results store.
+
+The session never prints; it reports through ``on_progress(done, total, uid, failed)``.
+Targets (:mod:`profiler.host.target`, :mod:`profiler.phone.target`) implement
+:class:`~profiler.session.target.Target`.
+Each result is appended to the store as soon as it exists, so an interrupted session
+loses at most the module in flight, and ``resume=True`` skips everything already measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from profiler import __version__
+from profiler.errors import ResultsError
+from profiler.models.manifest import entry_file, read_manifest
+from profiler.session.record import now_iso, stored
+from profiler.session.stats import MAX_REL_IQR, instability
+from profiler.session.store import ResultsStore
+from profiler.session.target import SessionConfig, SessionSummary, Target
+
+Progress = Callable[[int, int, str, int], None]
+
+
+def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, resume: bool = False,
+                on_progress: Optional[Progress] = None) -> SessionSummary:
+    """Measure every manifest entry on every runtime of ``cfg`` into the store ``out``."""
+    doc = read_manifest(models)
+    target.check_runtimes(cfg.runtimes)
+    meta = {**target.facts(cfg.runtimes), "runtimes": list(cfg.runtimes),
+            "profiler": __version__, "date": now_iso(),
+            "models": {"dir": str(Path(doc["_dir"]).resolve()), "kind": doc.get("kind"),
+                       "granularity": doc.get("granularity"), "space": doc.get("space")},
+            "config": {**asdict(cfg.measure), "batch_size": cfg.batch_size, "remeasure": cfg.remeasure,
+                       "affinity": cfg.affinity}}
+    if resume and Path(out).exists():
+        store, contents = ResultsStore.resume(out, meta)
+        if contents.meta.get("target") != meta["target"]:
+            store.close()
+            raise ResultsError(f"{out}: was measured on target {contents.meta.get('target')!r}, "
+                               f"not {meta['target']!r}; use another --out")
+        done = contents.done()
+    else:
+        store = ResultsStore.create(out, meta)
+        done = set()
+    work = [(rt, e) for rt in cfg.runtimes for e in doc["entries"] if (e["uid"], rt) not in done]
+    total = len(cfg.runtimes) * len(doc["entries"])
+    finished = total - len(work)
+    failed: List[Tuple[str, str, str]] = []
+    unstable: List[Tuple[str, str, List[str]]] = []
+    with store:
+        if on_progress:
+            on_progress(finished, total, "", 0)
+
+        def record(rec: Dict[str, Any], rt: str) -> None:
+            nonlocal finished
+            final = stored(rec, rt, rec.get("attempts", 1))
+            store.add(final)
+            finished += 1
+            if final["status"] != "ok":
+                failed.append((final["uid"], rt, final["error"]))
+            elif final["noisy"]:
+                unstable.append((final["uid"], rt, final["warnings"]))
+            if on_progress:
+                on_progress(finished, total, final["uid"], len(failed))
+
+        for rt in cfg.runtimes:
+            items = [_item(doc, e) for r, e in work if r == rt]
+            size = cfg.batch_size if cfg.batch_size > 0 else max(1, len(items))
+            for start in range(0, len(items), size):
+                batch = items[start:start + size]
+                held: Dict[str, Dict[str, Any]] = {}  # noisy results waiting for a re-measure
+                try:
+                    for rec in target.run_batch(rt, batch, cfg):
+                        rec = _scored(rec)
+                        if rec["status"] == "ok" and rec["noisy"] and cfg.remeasure > 0:
+                            held[rec["uid"]] = rec
+                        else:
+                            record(rec, rt)
+                    _remeasure(target, rt, batch, held, cfg)
+                finally:  # Ctrl-C or a crash: what was measured is still stored
+                    for rec in held.values():
+                        record(rec, rt)
+    return SessionSummary(Path(out), total, len(work), total - len(work), failed, unstable)
+
+
+def _item(doc: Dict[str, Any], entry: Dict[str, Any]) -> Dict[str, Any]:
+    return {"uid": entry["uid"], "onnx": str(entry_file(doc, entry, "onnx")),
+            "nnp": str(entry_file(doc, entry, "nnp")), "input_shapes": entry["input_shapes"]}
+
+
+def _scored(rec: Dict[str, Any]) -> Dict[str, Any]:
+    """The record with its stability warnings, noise score and ``noisy`` flag."""
+    if rec["status"] != "ok":
+        return rec
+    warnings, score = instability(rec["samples"])
+    if score > MAX_REL_IQR:
+        warnings.insert(0, f"interquartile range is {100 * score:.0f}% of the median (> {100 * MAX_REL_IQR:.0f}%): "
+                           "the machine's speed varied during the session; close other programs, "
+                           "pin CPUs with --affinity, or run longer")
+    return dict(rec, warnings=warnings, rel_iqr=round(score, 5), noisy=score > MAX_REL_IQR,
+                attempts=rec.get("attempts", 1))
+
+
+def _remeasure(target: Target, runtime: str, batch: List[Dict[str, Any]],
+               held: Dict[str, Dict[str, Any]], cfg: SessionConfig) -> None:
+    """Re-measure the noisy results of a batch together (interleaved, like the first attempt)
+    up to ``cfg.remeasure`` times, keeping each module's steadiest attempt in ``held``."""
+    by_uid = {it["uid"]: it for it in batch}
+    for attempt in range(2, cfg.remeasure + 2):
+        noisy = [by_uid[uid] for uid, rec in held.items() if rec["noisy"]]
+        if not noisy:
+            return
+        for again in target.run_batch(runtime, noisy, cfg):
+            old = held[again["uid"]]
+            old["attempts"] = attempt
+            again = _scored(again)
+            if again["status"] == "ok" and again["rel_iqr"] < old["rel_iqr"]:
+                held[again["uid"]] = dict(again, attempts=attempt)

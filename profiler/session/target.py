@@ -1,0 +1,60 @@
+"""The contract between a bench session and a target (host, phone): what a target must do.
+
+A target never writes the store and never prints: :meth:`Target.run_batch` yields one raw
+record per item (see :mod:`profiler.session.record`) and the session loop stores it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+
+@dataclass
+class MeasureConfig:
+    """How much to run: warm-up, calibrated repeats bounded by min/max, profiled runs, and
+    how many interleaved rounds a batch's timed runs are spread over."""
+
+    warmup: int = 10
+    min_time_s: float = 0.2
+    min_repeat: int = 30
+    max_repeat: int = 1000
+    layer_runs: int = 20
+    threads: int = 1
+    rounds: int = 20
+
+
+@dataclass
+class SessionConfig:
+    runtimes: Sequence[str]
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    batch_size: int = 0  # 0: every pending module of a runtime in one interleaved batch
+    timeout_s: float = 600.0
+    remeasure: int = 2
+    affinity: Optional[List[int]] = None
+
+
+@dataclass
+class SessionSummary:
+    store: Path
+    total: int
+    measured: int
+    skipped: int
+    failed: List[Tuple[str, str, str]]
+    unstable: List[Tuple[str, str, List[str]]]
+
+
+class Target:
+    """Where models run. ``run_batch`` yields one record per item, in any order."""
+
+    name = "abstract"
+
+    def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def check_runtimes(self, runtimes: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
+        raise NotImplementedError

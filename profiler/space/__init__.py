@@ -1,0 +1,1 @@
+"""Search spaces (pure, no heavy imports): loading and JSON Schema, module specs and ModuleUIDs, architectures and sampling."""

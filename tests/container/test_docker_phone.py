@@ -1,0 +1,176 @@
+"""An emulated-phone session inside the bench-runner container, end to end (real engine; skipped
+without one).
+
+``profiler bench --target phone --docker IMAGE --adb-mode host-server`` runs as a subprocess (as a
+non-root uid when the tests run as root, see ``Caller``). The session inside the container
+reaches the loopback adb server of this test (``tests/phone/adb/adbserver.py``) over the host's
+network, with two emulated phones whose sandboxes live on this machine. The fake SNPE SDK
+(``tests/phone/fake_sdk.py``) is mounted read-only with ``--docker-snpe-sdk``: its host tools
+run inside the container with the image's Python (``#!/usr/bin/env python3``), its
+``snpe-net-run`` is pushed from the container to the phones and run there by the adb server.
+The image is the runner image plus onnx (``phone_image``): the converter needs it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from profiler.models.manifest import read_manifest
+from profiler.session.store import read_store
+from tests.container.engine_fixtures import (Caller, _leftover_containers, base_image,  # noqa: F401 - fixtures
+                                             bench_image, docker_client, phone_image, wheelhouse, workdir)
+from tests.phone.adb.adbserver import AdbServer
+from tests.phone.fake_sdk import make_fake_sdk, tool_calls
+from tests.phone.models import standard_specs, write_models
+
+SDK_VERSION = "2.10.0.4541"
+SERIALS = ("PHONE0A", "PHONE0B")
+PHONE_PROPS = {"ro.product.model": "SM-S911B", "ro.soc.model": "SM8550"}
+IMAGE_VENV = "/opt/profiler-venv/"
+RUNTIMES = ("CPU", "DSP")
+MODULES = 4
+RUNS = 2
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory outside the work directory that the container's uid can read."""
+    path = Path(tempfile.mkdtemp(prefix="profiler-docker-sdk-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _give(path: Path, uid: int, gid: int) -> None:
+    """chown -R (as root: the container runs as the caller and writes the DLC cache in models/)."""
+    if os.geteuid() != 0:
+        return
+    for p in [path, *path.rglob("*")]:
+        os.lchown(p, uid, gid)
+
+
+def _caller(workdir: Path) -> Caller:
+    caller = Caller(workdir)
+    for key in ("SNPE_ROOT", "ANDROID_SERIAL", "ANDROID_ADB_SERVER_PORT", "ANDROID_ADB_SERVER_HOST"):
+        caller.env.pop(key, None)
+    return caller
+
+
+def _bench_phone_in_container(caller: Caller, image: str, models: Path, store: Path, port: int, sdk: Path,
+                              *options: str):
+    """``profiler bench --target phone --docker IMAGE --adb-mode host-server`` with the SDK mounted."""
+    return caller.run("bench", "--target", "phone", "--models", str(models), "--out", str(store), *options,
+                      "--remeasure", "0", "-q", "--docker", image, "--adb-mode", "host-server",
+                      "--adb-port", str(port), "--docker-snpe-sdk", str(sdk),
+                      "--docker-env", "ADBUTILS_ADB_PATH=/bin/false")  # never start an adb server inside
+
+
+def test_phone_session_in_container_end_to_end(docker_client, phone_image, workdir, shared_dir, tmp_path):
+    caller = _caller(workdir)
+    # the README's layout: the store's folder holds the models folder, so the DLC cache that the
+    # session writes next to the ONNX files is inside the store's (writable) mount
+    models = write_models(workdir / "models", standard_specs(MODULES))
+    store = workdir / "phone.results"
+    calls = workdir / "sdk-calls.jsonl"  # the SDK is mounted read-only: the fake tools log here
+    sdk = make_fake_sdk(shared_dir, SDK_VERSION, host_python="/usr/bin/env python3", calls=calls)
+    _give(workdir, caller.uid, caller.gid)
+    uids = [e["uid"] for e in read_manifest(models)["entries"]]
+
+    with AdbServer(tmp_path / "adb", max_shell_seconds=60) as srv:
+        srv.add_device(SERIALS[0], props=dict(PHONE_PROPS))
+        srv.add_device(SERIALS[1], props=dict(PHONE_PROPS), battery_temp_c=31.0)
+        t0 = time.monotonic()
+        proc = _bench_phone_in_container(caller, phone_image, models, store, srv.port, sdk,
+                                         "--runtime", ",".join(RUNTIMES), "--runs", str(RUNS),
+                                         "--input-count", "2", "--calibration-count", "2")
+        elapsed = time.monotonic() - t0
+        sdk_pushes = {s: [d for _, _, d in srv.requests(s, "SEND") if d.startswith("/data/local/tmp/profiler/bin/")]
+                      for s in SERIALS}
+        runs_on = {s: [d for _, kind, d in srv.requests(s) if kind.startswith("shell") and "/run_" in d]
+                   for s in SERIALS}
+    print(f"phone session in the container: {elapsed:.1f} s")
+    n = MODULES * len(RUNTIMES)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{n} measured, 0 failed, 0 already in the store" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    # complete: every module x runtime measured, one sample per run, on both phones
+    contents = read_store(store)
+    latest = contents.latest()
+    assert set(latest) == {(u, rt) for u in uids for rt in RUNTIMES}
+    assert all(r["status"] == "ok" for r in latest.values())
+    assert all(len(v) == RUNS for r in latest.values() for v in r["samples"].values())
+    assert {r["device_state"]["serial"] for r in latest.values()} == set(SERIALS)
+    for serial in SERIALS:
+        assert len(sdk_pushes[serial]) == 1, sdk_pushes  # snpe-net-run crossed once per phone
+        assert runs_on[serial], f"no snpe-net-run on {serial}"
+    assert sum(len(v) for v in runs_on.values()) == n * RUNS
+    for (uid, rt), rec in latest.items():
+        st = rec["device_state"]
+        assert st["quantized"] is (rt == "DSP"), (uid, rt, st)
+        if rt == "DSP":
+            assert ".q" in st["dlc"] and st["calibration"] == "random"
+            assert set(rec["samples"]) == {"Total Inference Time", "Forward Propagate"}  # HTP cycles
+        else:
+            assert set(rec["samples"]) == {"Total Inference Time", "Forward Propagate", "Layers Time"}
+
+    # written by the session in the container: the SDK's host tools ran with the image's Python,
+    # the quantizer once per module on the calibration raws the session made
+    log = tool_calls(sdk, calls=calls)
+    assert log and all(c["python"].startswith(IMAGE_VENV) for c in log), {c["python"] for c in log}
+    by_tool = {t: [c for c in log if c["tool"] == t] for t in {c["tool"] for c in log}}
+    assert len(by_tool["snpe-onnx-to-dlc"]) == MODULES and len(by_tool["snpe-dlc-info"]) == MODULES
+    assert len(by_tool["snpe-dlc-quant"]) == MODULES
+    assert len(by_tool["snpe-diagview"]) == n * RUNS
+    for call in by_tool["snpe-dlc-quant"]:
+        listed = Path(call["argv"][1].split("=", 1)[1])
+        assert listed.is_file() and str(listed).startswith(str(models)), call
+    cache = models / f"snpe-{SDK_VERSION}"
+    quantized = sorted(cache.glob("*.q*.dlc"))
+    assert len(quantized) == MODULES
+    meta = contents.meta
+    assert meta["target"] == "phone" and meta["runtimes"] == list(RUNTIMES)
+    assert meta["snpe"] == {"root": str(sdk), "version": SDK_VERSION, "device_target": "aarch64-android"}
+    assert set(meta["devices"]) == set(SERIALS) and meta["device"]["soc"] == "SM8550"
+    assert meta["models"]["dir"] == str(models) and meta["phone"]["runs"] == RUNS
+    for path in (store, cache, *quantized):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid) == (caller.uid, caller.gid), path
+
+    # `profiler table` on the host reads the store
+    table = caller.run("table", "--results", str(store), "--out", str(workdir / "table"))
+    assert table.returncode == 0, table.stderr
+    rows = list(csv.reader((workdir / "table.csv").open()))
+    assert {r[1] for r in rows} == set(RUNTIMES)
+    assert len(rows) == MODULES * (3 + 2) * 3  # CPU 3 LatencyKeys, DSP 2 (no Layers Time in cycles)
+    from profiler.table.latency import LatencyTable
+    loaded = LatencyTable.load(workdir / "table.json")
+    assert loaded.meta["target"] == "phone" and loaded.meta["snpe.version"] == SDK_VERSION
+    assert _leftover_containers(docker_client, workdir) == []
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: in a container the models folder is mounted read-only unless "
+                                       "it lies under the store's folder, and the phone target writes its DLC "
+                                       "cache next to the ONNX files")
+def test_phone_session_in_container_with_the_store_elsewhere(docker_client, phone_image, workdir, shared_dir,
+                                                             tmp_path):
+    """The store in another folder than the models (fine on the host)."""
+    caller = _caller(workdir)
+    models = write_models(workdir / "in" / "models", standard_specs(1))
+    store = workdir / "out" / "phone.results"
+    store.parent.mkdir()
+    sdk = make_fake_sdk(shared_dir, SDK_VERSION, host_python="/usr/bin/env python3", calls=store.parent / "calls")
+    _give(workdir, caller.uid, caller.gid)
+    with AdbServer(tmp_path / "adb", max_shell_seconds=60) as srv:
+        srv.add_device(SERIALS[0], props=dict(PHONE_PROPS))
+        proc = _bench_phone_in_container(caller, phone_image, models, store, srv.port, sdk,
+                                         "--runtime", "CPU", "--runs", "1", "--input-count", "1")
+    assert "Read-only file system" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr

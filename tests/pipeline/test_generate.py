@@ -1,0 +1,118 @@
+"""Model generation: manifest, ONNX validity, nnabla/onnxruntime agreement, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from profiler.space import arch as A
+from profiler.pipeline.generate import generate
+from profiler.models.manifest import entry_file, read_manifest
+from profiler.space.searchspace import load_space
+
+from tests.conftest import CIFAR
+
+
+def _kind(entry: dict) -> str:
+    """One representative per distinct kind of computation."""
+    attrs = entry["attrs"]
+    if entry["name"] == "InvertedResidual":
+        return f"IR(e1={attrs['expand_ratio'] == 1},res={attrs['residual']},s={attrs['stride'][0]})"
+    if entry["name"] == "Conv":
+        return f"Conv(dw={attrs['group'] > 1},k={attrs['kernel'][0]})"
+    return entry["name"]
+
+
+def _run_both(doc: dict, entry: dict) -> tuple:
+    import onnxruntime as ort
+    from profiler.models.build import _nnabla, _quiet
+    _nnabla()
+    from nnabla.utils.nnp_graph import NnpLoader
+    x = np.random.RandomState(0).uniform(-1, 1, entry["input_shapes"][0]).astype(np.float32)
+    sess = ort.InferenceSession(str(entry_file(doc, entry, "onnx")), providers=["CPUExecutionProvider"])
+    y_ort = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    with _quiet():
+        nnp = NnpLoader(str(entry_file(doc, entry, "nnp")))
+        net = nnp.get_network(nnp.get_network_names()[0], batch_size=1)
+    net.inputs["x0"].d = x
+    y = net.outputs["y"]
+    y.forward()
+    return y_ort, y.d.copy()
+
+
+@pytest.mark.parametrize("fixture", ["cifar_blocks", "cifar_leaves"])
+def test_onnx_and_nnabla_agree_for_every_module_type(fixture, request):
+    doc = read_manifest(request.getfixturevalue(fixture))
+    reps = {}
+    for e in doc["entries"]:
+        reps.setdefault(_kind(e), e)
+    assert len(reps) >= (7 if fixture == "cifar_blocks" else 9), sorted(reps)
+    for kind, e in sorted(reps.items()):
+        y_ort, y_nn = _run_both(doc, e)
+        assert y_ort.shape == tuple(e["output_shape"]) or y_ort.size == np.prod(e["output_shape"]), kind
+        scale = max(1.0, float(np.abs(y_nn).max()))
+        np.testing.assert_allclose(y_ort.reshape(y_nn.shape), y_nn, rtol=1e-4, atol=1e-4 * scale,
+                                   err_msg=f"{kind}: {e['uid']}")
+        assert float(np.abs(y_nn).max()) > 0, f"{kind} produced all zeros"
+
+
+def test_manifest_lists_every_unique_module(cifar_blocks):
+    doc = read_manifest(cifar_blocks)
+    expected = [m.uid for m in A.candidate_modules(load_space(CIFAR), "block")]
+    assert [e["uid"] for e in doc["entries"]] == expected
+    assert doc["kind"] == "modules" and doc["granularity"] == "block"
+    assert doc["space"]["sha256"] == hashlib.sha256(CIFAR.read_bytes()).hexdigest()
+    for e in doc["entries"]:
+        for kind in ("nnp", "onnx"):
+            path = entry_file(doc, e, kind)
+            assert path.is_file() and path.parent == cifar_blocks
+        assert e["macs"] >= 0 and e["flops"] >= e["macs"] and e["params"] >= 0
+        assert e["op_type"]
+    irs = [e for e in doc["entries"] if e["name"] == "InvertedResidual"]
+    assert all(len(e["leaves"]) in (5, 8) for e in irs)
+
+
+def test_onnx_files_are_checker_clean_with_opset_13(cifar_leaves):
+    doc = read_manifest(cifar_leaves)
+    for e in doc["entries"][:25]:
+        model = onnx.load(str(entry_file(doc, e, "onnx")))
+        onnx.checker.check_model(model, full_check=True)
+        assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [13]
+        assert [i.name for i in model.graph.input] == ["x0"]
+
+
+def test_generation_is_deterministic_and_leaves_foreign_files(tmp_path, cifar_blocks):
+    out = tmp_path / "gen"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    generate(CIFAR, out, "block")
+    a = {p.name: p.read_bytes() for p in cifar_blocks.iterdir()}
+    b = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "notes.txt"}
+    assert a.keys() == b.keys()
+    for name in a:
+        if name == "manifest.json":
+            da, db = json.loads(a[name]), json.loads(b[name])
+            assert da["entries"] == db["entries"]
+        else:
+            assert a[name] == b[name], name
+    assert (out / "notes.txt").read_text() == "mine"
+    # a second run reuses the files it wrote (same bytes, same manifest entries)
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    generate(CIFAR, out, "block")
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert {k: v for k, v in after.items() if k != "manifest.json"} == \
+           {k: v for k, v in before.items() if k != "manifest.json"}
+
+
+def test_read_manifest_errors(tmp_path):
+    from profiler.errors import ManifestError
+    with pytest.raises(ManifestError, match="not found; create it with 'profiler generate'"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"format": "profiler-models", "version": 99, "entries": []}')
+    with pytest.raises(ManifestError, match="version 99 is newer"):
+        read_manifest(tmp_path)

@@ -1,0 +1,99 @@
+"""The whole pipeline on the host, and pairing by architecture id in the fit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from profiler.errors import TableError
+from profiler.pipeline.fit import fit_estimator
+from profiler.table.latency import LatencyTable
+
+from tests.conftest import CIFAR
+
+FAST = ["--min-time", "0.01", "--min-repeat", "8", "--max-repeat", "50", "--warmup", "2",
+        "--layer-runs", "4", "--remeasure", "0", "-q"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    proc = subprocess.run([sys.executable, "-m", "profiler", "run", "--space", str(CIFAR), "--out", str(out),
+                           "--num", "8", "--seed", "1", *FAST], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (out / "stdout.txt").write_text(proc.stdout)
+    return out
+
+
+def test_run_writes_every_artefact(workdir):
+    for name in ("modules/manifest.json", "modules.results", "table.csv", "table.json", "table.meta",
+                 "networks/manifest.json", "networks/accum.json", "networks.results", "estimator.py",
+                 "report.json", "report.png"):
+        assert (workdir / name).is_file(), name
+    out = (workdir / "stdout.txt").read_text()
+    assert "held-out accuracy ORT_CPU:" in out and "of 8 networks within +-10%" in out
+    assert f"estimator: {workdir / 'estimator.py'}" in out
+    report = json.loads((workdir / "report.json").read_text())
+    assert report["format"] == "profiler-fit-report"
+    rt = report["runtimes"]["ORT_CPU"]
+    assert rt["n"] == 8 and {n["id"] for n in rt["networks"]} == {f"arch-{i:04d}" for i in range(8)}
+    assert 0.0 <= rt["heldout"]["after"]["within_10"] <= 1.0
+
+
+def test_estimator_agrees_with_table_in_a_fresh_interpreter(workdir):
+    table = LatencyTable.load(workdir / "table.json")
+    full = json.loads((workdir / "report.json").read_text())
+    report = full["runtimes"]["ORT_CPU"]
+    assert (full["table_key"], full["table_stat"]) == ("Layers Time", "Median_Time")  # the defaults
+    nets = json.loads((workdir / "networks" / "manifest.json").read_text())["entries"]
+    uids = nets[3]["module_uids"]["block"]
+    looked_up = sum(table.lookup(u, "ORT_CPU", full["table_key"], full["table_stat"]) for u in uids)
+    expected = report["scale"] * looked_up + report["bias"]
+    uid_file = workdir / "uids.txt"
+    uid_file.write_text("\n".join(uids) + "\n")
+    proc = subprocess.run([sys.executable, "-I", "-S", str(workdir / "estimator.py"), "--uids", str(uid_file),
+                           "--runtime", "ORT_CPU"], capture_output=True, text=True, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) == pytest.approx(expected, rel=1e-9)
+
+
+def _rewrite_store(src: Path, dst: Path, transform) -> None:
+    lines = src.read_text().splitlines()
+    header, body = lines[0], lines[1:]
+    dst.write_text("\n".join([header] + transform(body)) + "\n")
+
+
+def test_fit_pairs_by_id_not_by_order(workdir, tmp_path):
+    base = fit_estimator(workdir / "networks", [workdir / "networks.results"], workdir / "table.json",
+                         tmp_path / "a" / "estimator.py")["report"].runtimes["ORT_CPU"]
+    shuffled = tmp_path / "shuffled.results"
+    _rewrite_store(workdir / "networks.results", shuffled, lambda body: body[::-1])
+    again = fit_estimator(workdir / "networks", [shuffled], workdir / "table.json",
+                          tmp_path / "b" / "estimator.py")["report"].runtimes["ORT_CPU"]
+    assert again.scale == pytest.approx(base.scale, rel=1e-12)
+    assert again.bias == pytest.approx(base.bias, rel=1e-12)
+    # one network without a measurement: left out and named, the rest still paired by id
+    dropped = tmp_path / "dropped.results"
+    _rewrite_store(workdir / "networks.results", dropped,
+                   lambda body: [l for l in body if '"uid":"arch-0002"' not in l])
+    result = fit_estimator(workdir / "networks", [dropped], workdir / "table.json", tmp_path / "c" / "estimator.py")
+    assert result["missing"]["ORT_CPU"] == ["arch-0002"]
+    assert "arch-0002" not in result["report"].runtimes["ORT_CPU"].heldout_pred
+
+
+def test_module_missing_from_table_is_named(workdir, tmp_path):
+    nets = json.loads((workdir / "networks" / "manifest.json").read_text())["entries"]
+    victim = next(u for u in nets[0]["module_uids"]["block"] if u.startswith("InvertedResidual"))
+    data = json.loads((workdir / "table.json").read_text())
+    del data[victim]
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    (tmp_path / "t.meta").write_text((workdir / "table.meta").read_text())
+    with pytest.raises(TableError) as exc:
+        fit_estimator(workdir / "networks", [workdir / "networks.results"], tmp_path / "t.json",
+                      tmp_path / "e.py")
+    msg = str(exc.value)
+    assert victim in msg and "ORT_CPU" in msg and "\n" not in msg
