@@ -591,6 +591,36 @@ class _Wake:
                 pass
 
 
+class _Shared:
+    """fds used by an output loop and an input thread, closed once both are done with them
+    (so the input thread never writes to a closed -- maybe reused -- fd number)."""
+
+    def __init__(self, close: Callable[[], None], users: int = 2):
+        self._close, self._users, self._lock = close, users, threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self._close()
+
+
+def _write_all(fd: int, data: bytes, wake: _Wake) -> bool:
+    """Write to a non-blocking fd; give up (False) when the stream closes meanwhile."""
+    view = memoryview(data)
+    while view:
+        if wake.set:
+            return False
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [], 0.2)
+        except OSError:
+            return False
+    return True
+
+
 class ShellV1:
     """``shell:cmd`` / ``exec:cmd``: a pty (raw mode for commands), no protocol."""
 
@@ -607,9 +637,11 @@ class ShellV1:
                                 ctty=True)
         finally:
             os.close(slave)
+        os.set_blocking(master, False)
         wake = _Wake()
+        shared = _Shared(lambda: os.close(master))
         self.s.on_close(wake.fire)
-        threading.Thread(target=self._input, args=(master, wake), daemon=True).start()
+        threading.Thread(target=self._input, args=(master, wake, shared), daemon=True).start()
         try:
             while not wake.set:
                 ready, _, _ = select.select([master, wake.r], [], [])
@@ -617,6 +649,8 @@ class ShellV1:
                     break
                 try:
                     data = os.read(master, 65536)
+                except BlockingIOError:
+                    continue
                 except OSError:   # EIO: every slave fd is closed
                     data = b""
                 if not data:
@@ -627,20 +661,19 @@ class ShellV1:
                     break
         finally:
             # Host gone: closing the master hangs the terminal up (the kernel's SIGHUP).
-            os.close(master)
+            shared.release()
             wake.close()
             threading.Thread(target=self._reap, args=(proc,), daemon=True).start()
             self.s.close()
 
-    def _input(self, master: int, wake: _Wake) -> None:
-        while not wake.set:
-            data = self.s.read_some()
-            if not data:
-                return
-            try:
-                os.write(master, data)
-            except OSError:
-                return
+    def _input(self, master: int, wake: _Wake, shared: _Shared) -> None:
+        try:
+            while not wake.set:
+                data = self.s.read_some()
+                if not data or not _write_all(master, data, wake):
+                    return
+        finally:
+            shared.release()
 
     def _reap(self, proc: subprocess.Popen) -> None:
         proc.wait()
@@ -653,7 +686,6 @@ class ShellV2:
     def __init__(self, device: Device, stream: Stream, command: str, use_pty: bool,
                  term: Optional[str]):
         self.d, self.s, self.command, self.pty, self.term = device, stream, command, use_pty, term
-        self.stdinout: Optional[object] = None
 
     def run(self) -> None:
         if self.pty:
@@ -677,9 +709,12 @@ class ShellV2:
             outs = {inout_p.fileno(): SHELL_STDOUT, err_p.fileno(): SHELL_STDERR}
             stdin_fd = inout_p.fileno()
         self.proc = proc
+        for fd in outs:
+            os.set_blocking(fd, False)
         wake = _Wake()
+        shared = _Shared(lambda: self._close_fds(outs))
         self.s.on_close(wake.fire)
-        threading.Thread(target=self._input, args=(stdin_fd, wake), daemon=True).start()
+        threading.Thread(target=self._input, args=(stdin_fd, wake, shared), daemon=True).start()
         host_gone = False
         try:
             live = dict(outs)
@@ -691,6 +726,8 @@ class ShellV2:
                 for fd in ready:
                     try:
                         data = os.read(fd, 65536)
+                    except BlockingIOError:
+                        continue
                     except OSError:
                         data = b""
                     if not data:
@@ -705,12 +742,12 @@ class ShellV2:
                 os.kill(proc.pid, signal.SIGHUP)
             except ProcessLookupError:
                 pass
-            self._close_fds(outs)
+            shared.release()
             wake.close()
             threading.Thread(target=self._reap, daemon=True).start()
             self.s.close()
             return
-        self._close_fds(outs)
+        shared.release()
         code = _exit_code(proc.wait())
         self.d.reaped(proc)
         try:
@@ -732,7 +769,7 @@ class ShellV2:
             for sock in self._sockets:
                 sock.close()
 
-    def _input(self, stdin_fd: int, wake: _Wake) -> None:
+    def _input(self, stdin_fd: int, wake: _Wake, shared: _Shared) -> None:
         buf = b""
         try:
             while not wake.set:
@@ -742,7 +779,8 @@ class ShellV2:
                         break
                     data, buf = buf[5:5 + n], buf[5 + n:]
                     if pid == SHELL_STDIN:
-                        os.write(stdin_fd, data)
+                        if not _write_all(stdin_fd, data, wake):
+                            return
                     elif pid == SHELL_CLOSE_STDIN and not self.pty:
                         self._sockets[0].shutdown(socket.SHUT_WR)
                     elif pid == SHELL_WINSIZE and self.pty:
@@ -760,6 +798,8 @@ class ShellV2:
                 buf += more
         except OSError:
             return
+        finally:
+            shared.release()
 
     def _reap(self) -> None:
         self.proc.wait()

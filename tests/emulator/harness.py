@@ -102,11 +102,12 @@ class Phone:
         return "127.0.0.1:%d" % self.port
 
     def start(self, timeout: float = 15.0) -> "Phone":
+        """Run the emulator; a phone started before comes back on its old port (a replug)."""
         self.root.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "port"
         if ready.exists():
             ready.unlink()
-        argv = [sys.executable, "-m", "tests.emulator.adbd", "--port", "0",
+        argv = [sys.executable, "-m", "tests.emulator.adbd", "--port", str(self.port or 0),
                 "--root", str(self.root), "--serial", self.serial,
                 "--battery-temp", str(self.battery_temp_c),
                 "--governor", self.governor or "", "--features", ",".join(self.features),
@@ -129,6 +130,11 @@ class Phone:
             self.cleanup()
             raise
         return self
+
+    def replug(self, timeout: float = 15.0) -> "Phone":
+        """Unplug, then start again on the same port (the server reconnects by itself)."""
+        self.kill()
+        return self.start(timeout)
 
     def log_text(self) -> str:
         try:

@@ -59,6 +59,8 @@ def test_shell_v1_v2_exit_codes_and_stderr(adb_server, phone):
     assert (cli.returncode, cli.stdout, cli.stderr) == (5, b"o\n", b"e\n")
     cat = adb_server.adb("-s", phone.addr, "shell", "cat; echo rc=$?", input=b"hello\n")
     assert cat.stdout == b"hello\nrc=0\n"                            # stdin, then close-stdin
+    login = adb_server.adb("-s", phone.addr, "shell", input=b"echo $0 $TMPDIR; exit 6\n")
+    assert (login.returncode, login.stdout) == (6, b"-/system/bin/sh /data/local/tmp\n")
     raw = adb_server.adb("-s", phone.addr, "exec-out", r"printf 'a\000\r\nb'")
     assert raw.stdout == b"a\x00\r\nb"                               # raw pty: bytes untouched
     assert d.shell("echo $TMPDIR; pwd; command -v getprop") == "/data/local/tmp\n/\n/system/bin/getprop"
@@ -214,3 +216,11 @@ def test_unplug_makes_the_server_drop_the_device(adb_server, phone):
         DeviceSession(adb_server.client(), phone.addr, timeout=10).shell("true")
     assert phone.addr in str(e.value) and ("offline" in str(e.value) or
                                             "disconnected" in str(e.value))
+
+
+def test_replug_on_the_same_port_brings_the_device_back(adb_server, phone):
+    phone.kill()
+    _wait(lambda: adb_server.states().get(phone.addr) != "device", 15, "the server to notice")
+    phone.start()                                   # same port: the server's reconnect finds it
+    adb_server.wait_state(phone.addr, "device", timeout=30)
+    assert _dev(adb_server, phone).shell("getprop ro.serialno") == "EMU0001"
