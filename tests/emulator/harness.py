@@ -4,7 +4,9 @@
     ``start()`` runs ``python -m tests.emulator.adbd`` as a subprocess and waits until it
     listens; ``addr`` (``127.0.0.1:PORT``) is what the adb server lists it as. ``kill()`` is
     unplugging: SIGKILL to the emulator only, so commands it started keep running like on a
-    phone whose cable was pulled. ``cleanup()`` also kills every process left in the
+    phone whose cable was pulled; the server then lists it ``offline`` (``adb: device
+    offline``) while it retries the connection, and ``start()``/``replug()`` on the same port
+    brings it back to ``device``. ``cleanup()`` also kills every process left in the
     device's mount namespace. ``host_path("/data/local/tmp/x")`` is the host file behind a
     device path; ``set_prop``/``set_battery_temp``/``set_governor`` change what the device's
     ``getprop``, ``dumpsys battery`` and cpufreq file say, while it runs.
