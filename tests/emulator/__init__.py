@@ -1,0 +1,1 @@
+"""Tests against a device-side adbd emulator behind the real adb server."""
