@@ -24,7 +24,8 @@ summed) or ``"extra"`` (an op that is no DLC layer, e.g. the HTP ``Output OpId_N
   are extra; with dlc-info, a named op that is not a DLC layer is extra too;
 * flat layout (no names): with dlc-info, a log with as many layers as the DLC is matched by index
   (SNPE 1.x, the ``data`` layer is the input); one layer more than the DLC means the leading one
-  is the input layer (SNPE 2.0-2.9 dlc-info lists no data layer); any other count is an error.
+  is the input layer (SNPE 2.0-2.9 dlc-info lists no data layer); two more on DSP are the HTP
+  Input and Output ops (input, extra); any other count is an error.
   Without dlc-info the log's ``Software library version`` decides: 1.x prints the data layer
   first (layer 0 is the input); 2.x has no data layers (its layer 0 is an op, e.g. ``0: 1419 us
   : CPU`` in a real 2.9 MobileNetV2 log), so every layer is counted.
@@ -468,10 +469,14 @@ def _finish_layers(run: DiagRun, clock_hz: Optional[float],
                             for name, typ in layer_types]
             elif n_log == n_dlc + 1 and not any(t.lower() in INPUT_TYPES for _, t in layer_types):
                 resolved = [(None, None, "input")] + [(name, typ, "layer") for name, typ in layer_types]
+            elif n_log == n_dlc + 2 and all(lt.runtime == "DSP" for lt in run.layers):
+                # HTP brackets the DLC's ops with its Input and Output ops (named in the indented layout)
+                resolved = ([(None, "Input", "input")] + [(name, typ, "layer") for name, typ in layer_types]
+                            + [(None, "Output", "extra")])
             else:
                 raise ResultsError(f"{where}: diagview prints {n_log} layers but dlc-info lists {n_dlc}; "
                                    f"the dlc-info is not of the DLC this log ran (expected {n_dlc} layers, "
-                                   f"or {n_dlc} + 1 input layer)")
+                                   f"or {n_dlc} + 1 input layer, or {n_dlc} + 2 HTP Input/Output ops on DSP)")
         else:
             # SNPE 1.x prints the data layer first; SNPE 2 has no data layers (its layer 0 is an op)
             major = _major(run.sdk_version)

@@ -99,6 +99,14 @@ def test_29_flat_dlc_info_same_count_maps_by_index():
     assert run.layers[0].type == "Conv2d"
 
 
+def test_29_flat_dsp_two_more_than_dlc_info_are_the_htp_input_and_output_ops():
+    text = (REAL / "diagview_2.9_flat_dsp_trimmed.txt").read_text() + "2: 18292 cycles : DSP\n"
+    run = parse_diagview(text, "x.txt", layer_types=[("MobilenetV2/Conv/Conv2D", "Conv2d")])
+    assert [lt.role for lt in run[0].layers] == ["input", "layer", "extra"] and run[0].layers_time == 162014
+    with pytest.raises(ResultsError, match="prints 3 layers but dlc-info lists 3 - 2|prints 2 layers but dlc-info lists 4"):
+        parse_diagview(text.replace("2: 18292 cycles : DSP\n", ""), "x.txt", layer_types=[("a", "b")] * 4)
+
+
 def test_29_flat_without_dlc_info_dsp():
     run = one("diagview_2.9_flat_dsp_trimmed.txt")
     assert [lt.role for lt in run.layers] == ["layer", "layer"] and run.layers_unit == "cycles"
