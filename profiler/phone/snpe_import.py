@@ -6,10 +6,11 @@ and writes ``benchmark_stats_<Name>.csv`` (and ``.json`` with ``-json``): per fl
 becomes one record whose runtime is the flavor name, so ``profiler table`` reads it like a
 bench session.
 
-Our stores keep raw samples, so each key's samples are rebuilt from (min, avg, max, runs):
-``[min, max]`` plus ``runs - 2`` copies of ``(runs * avg - min - max) / (runs - 2)``. The
-table's Min/Avg/Max are then the imported ones (Avg exactly, up to snpe_bench's integer
-truncation; clamped into [min, max] if that truncation pushes it out); Median/Std/P90 of such
+Our stores keep raw samples, so each key's samples are rebuilt from (min, avg, max, runs) by
+:func:`profiler.phone.snpe.results.samples_from_summary`: ``[min, max]`` plus ``runs - 2`` copies of
+``(runs * avg - min - max) / (runs - 2)``; with 1 or 2 runs the file's Min/Avg/Max exactly
+(a third value is added when Avg is not the midpoint). The table's Min/Avg/Max are then the
+imported ones; Median/Std/P90 of such
 records describe the rebuilt samples, not real ones, and every record says so in its warnings
 and in ``imported``.
 """
@@ -26,30 +27,13 @@ from profiler.models.manifest import read_manifest
 from profiler.phone.snpe import BenchImport, load_bench_results
 from profiler.session.record import measured, now_iso, stored
 from profiler.session.store import ResultsStore, read_store
+from profiler.phone.snpe.results import samples_from_summary  # re-exported: the rebuild lives in profiler.phone.snpe
 
 IMPORT_TARGET = "snpe_bench"
 REBUILT_NOTE = ("imported from snpe_bench: only Min/Avg/Max over {runs} runs are known; the samples are "
                 "rebuilt to reproduce them (Median/Std/P90 are not measured values)")
 _DEVICE_KEYS = {"ro.product.model": "model", "ro.product.board": "board", "ro.product.cpu.abi": "abi",
                 "ro.build.version.sdk": "android_sdk", "ro.product.manufacturer": "manufacturer"}
-
-
-def samples_from_summary(mn: float, avg: float, mx: float, runs: Optional[int]) -> List[float]:
-    """Samples whose min, mean and max are ``mn``, ``avg``, ``mx`` (see the module docstring).
-
-    ``runs`` unknown (None) is treated as 3. Raises ValueError if ``mn <= avg <= mx`` fails by
-    more than snpe_bench's rounding (1 µs).
-    """
-    if not (mn - 1 <= avg <= mx + 1) or mn > mx:
-        raise ValueError(f"Min {mn:g} / Avg {avg:g} / Max {mx:g} are inconsistent")
-    n = runs if runs and runs > 0 else 3
-    if n == 1 or mn == mx:
-        return [float(avg)] * n if mn == mx else [float(avg)]
-    if n == 2:
-        return [float(mn), float(mx)]
-    mid = (n * avg - mn - mx) / (n - 2)
-    mid = min(max(mid, mn), mx)
-    return [float(mn), float(mx)] + [float(mid)] * (n - 2)
 
 
 @dataclass

@@ -187,8 +187,9 @@ def test_rebuilt_samples_reproduce_min_avg_max(mn, avg, mx, runs):
     from profiler.phone.snpe_import import samples_from_summary
     from profiler.session.stats import summarize
     s = summarize(samples_from_summary(mn, avg, mx, runs))
-    if runs == 1:
-        assert s["Avg_Time"] == avg and s["Count"] == 1
+    assert (s["Min_Time"], s["Max_Time"]) == (mn, mx)
+    if (runs or 3) <= 2 and avg == mn < mx:  # no samples have that mean: the extremes are kept
+        assert s["Count"] == 2
     else:
-        assert (s["Min_Time"], s["Max_Time"]) == (mn, mx) and s["Avg_Time"] == pytest.approx(avg)
-        assert s["Count"] == (runs or 3)
+        assert s["Avg_Time"] == pytest.approx(avg)
+        assert s["Count"] == (runs or 3) or (runs in (1, 2) and s["Count"] >= 3)

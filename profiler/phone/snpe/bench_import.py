@@ -233,3 +233,30 @@ def _int_or_none(v: Any) -> Optional[int]:
 
 
 __all__ = ["BenchFlavor", "BenchImport", "load_bench_results", "parse_bench_csv", "parse_bench_json"]
+
+
+def bench_profiles(bench: BenchImport) -> List["ImportedProfile"]:
+    """One :class:`~profiler.phone.snpe.results.ImportedProfile` per flavor with a latency row.
+
+    Only Min/Avg/Max are known (``summary``, exactly as written); ``runs`` is the header's run
+    count, else the config's ``Runs``.
+    """
+    from profiler.phone.snpe.results import ImportedLayer, ImportedProfile
+
+    runs_cfg = _int_or_none(bench.config.get("Runs"))
+    out = []
+    for flavor in bench.flavors.values():
+        lat = flavor.latencies()
+        if not lat:
+            continue
+        layers = [ImportedLayer(idx, name or "", typ, float(row["Avg_Time"]), "us", row.get("Runtime"))
+                  for idx, name, typ, row in flavor.layer_rows()]
+        stats = {k: float(v["Avg_Time"]) for k, v in flavor.rows.items()
+                 if not _LAYER_RE.match(k) and k not in ("Forward Propagate", "Total Inference Time")}
+        out.append(ImportedProfile("snpe-bench", bench.source, flavor.flavor, summary=lat,
+                                   runs=flavor.runs or runs_cfg, layers=layers, stats=stats,
+                                   device=dict(bench.device), sdk_version=bench.sdk_version))
+    return out
+
+
+__all__ += ["bench_profiles"]

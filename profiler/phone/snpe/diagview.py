@@ -15,14 +15,31 @@ the DSP clock; otherwise they stay cycles and the unit says so. Each diagview ou
 *run* (its statistics are already averages over the inferences of the input list); several
 outputs concatenated (``Log File Created:`` repeated) give several runs.
 
-``Layers Time`` is the sum of the per-layer values excluding input/data layers (a layer whose
-dlc-info type is ``data``/``input``, or the HTP ``Input OpId_N`` op).
+``Layers Time`` is the sum over the DLC's own layers except the input layer. Every layer line
+gets a ``role``: ``"layer"`` (a DLC layer, summed), ``"input"`` (the data/input layer, not
+summed) or ``"extra"`` (an op that is no DLC layer, e.g. the HTP ``Output OpId_N`` op or a bare
+``OpId_N``; kept in :attr:`DiagRun.extra_ops`, not summed):
+
+* indented layout: ``Input OpId_N`` is the input, ``Output OpId_N`` and unnamed ``OpId_N`` ops
+  are extra; with dlc-info, a named op that is not a DLC layer is extra too;
+* flat layout (no names): with dlc-info, a log with as many layers as the DLC is matched by index
+  (SNPE 1.x, the ``data`` layer is the input); one layer more than the DLC means the leading one
+  is the input layer (SNPE 2.0-2.9 dlc-info lists no data layer); two more on DSP are the HTP
+  Input and Output ops (input, extra); any other count is an error.
+  Without dlc-info the log's ``Software library version`` decides: 1.x prints the data layer
+  first (layer 0 is the input); 2.x has no data layers (its layer 0 is an op, e.g. ``0: 1419 us
+  : CPU`` in a real 2.9 MobileNetV2 log), so every layer is counted.
+
+``--profiling_level linting`` adds per-op ``Wait (Scheduler) time`` / ``Overlap time`` /
+``Overlap (wait) time`` lines (the last two followed by the names of the background ops) and a
+``Resources:`` line; they are kept in :attr:`LayerTime.linting`.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -42,6 +59,17 @@ _LAYER_RE = re.compile(
 _SUBNET_RE = re.compile(rf"^Subnet\s+(?P<idx>\d+)\s*\((?P<runtime>[^)]*)\)\s*:\s*(?P<value>{_NUM})\s*(?P<unit>[A-Za-z]*)$")
 _OPID_RE = re.compile(r"^(?P<base>.*?)(?::OpId_\d+)?(?: \(cycles\))?$")
 _HTP_IO_RE = re.compile(r"^(Input|Output) OpId_\d+")
+_BARE_OPID_RE = re.compile(r"^OpId_\d+(?: \(cycles\))?$")
+_LINT_RE = re.compile(rf"^(?P<key>Wait \(Scheduler\) time|Overlap time|Overlap \(wait\) time):\s*"
+                      rf"(?P<value>{_NUM})\s*(?P<unit>[A-Za-z]*)$")
+_RESOURCES_RE = re.compile(r"^Resources:\s*(?P<list>.*)$")
+_HTP_SUBNET_RE = re.compile(rf"^(?P<runtime>HTP) Subnet\s+(?P<idx>\d+)\s*:\s*(?P<value>{_NUM})\s*(?P<unit>[A-Za-z]*)$")
+_QNN_MARKERS = ("Qnn Init/Prepare/Finalize", "Execute Stats (Average)", "NetRun IPS", "--- Graph ")
+KNOWN_STATS = (
+    "Load", "Deserialize", "Create", "Init", "De-Init", "Create Network(s)", "RPC Init Time",
+    "Snpe Accelerator Init Time", "Accelerator Init Time", "Total Inference Time",
+    "Forward Propagate Time", "RPC Execute Time", "Snpe Accelerator Time", "Accelerator Time",
+    "Misc Accelerator Time", "Num times yield occurred")
 _PREAMBLE_RE = re.compile(r"^(Interpreting file serialized with .*|[A-Z][A-Z ()]*[A-Z)]:\s*\d+)$")
 _LAYER_UNITS = ("us", "cycles")
 _CLOCK_RE = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?P<unit>[kMG]?Hz)?\s*$", re.IGNORECASE)
@@ -74,13 +102,18 @@ class LayerTime:
     unit: str
     runtime: str
     label: Optional[str] = None  # the name exactly as printed (indented layout only)
+    role: str = "layer"  # "layer" (a DLC layer, summed) | "input" | "extra" (not a DLC layer)
+    linting: Optional[Mapping[str, object]] = None  # --profiling_level linting entries
 
     @property
     def is_input(self) -> bool:
-        """An input/data layer: excluded from Layers Time."""
-        if self.type is not None and self.type.lower() in INPUT_TYPES:
-            return True
-        return bool(self.label and self.label.startswith("Input OpId_"))
+        """The input/data layer: excluded from Layers Time."""
+        return self.role == "input"
+
+    @property
+    def is_extra(self) -> bool:
+        """An op that is not a DLC layer (e.g. HTP ``Output OpId_N``): excluded from Layers Time."""
+        return self.role == "extra"
 
 
 @dataclass
@@ -112,8 +145,17 @@ class DiagRun:
 
     @property
     def counted_layers(self) -> List[LayerTime]:
-        """The layers summed into Layers Time (all but input/data layers)."""
-        return [lt for lt in self.layers if not lt.is_input]
+        """The layers summed into Layers Time: the DLC's own layers except the input layer."""
+        return [lt for lt in self.layers if lt.role == "layer"]
+
+    @property
+    def extra_ops(self) -> List[LayerTime]:
+        """Ops diagview prints that are not DLC layers (HTP ``Output OpId_N``, bare ``OpId_N``)."""
+        return [lt for lt in self.layers if lt.role == "extra"]
+
+    @property
+    def input_layers(self) -> List[LayerTime]:
+        return [lt for lt in self.layers if lt.role == "input"]
 
     @property
     def layers_unit(self) -> Optional[str]:
@@ -176,13 +218,18 @@ def parse_diagview(text: str, source: str = "<snpe-diagview output>", *,
     if "\x00" in text:
         raise ResultsError(f"{source}: binary data; this looks like the SNPEDiag log itself, "
                            f"run 'snpe-diagview --input_log <log>' and parse its output")
+    if any(m in text for m in _QNN_MARKERS) and "SNPE Statistics" not in text \
+            and "SNPE Execute Statistics" not in text:
+        raise ResultsError(f"{source}: this is qnn-profile-viewer output (QNN), not snpe-diagview "
+                           f"output; read it with profiler.phone.snpe.qnn_profile.parse_qnn_profile")
     parser = _Parser(source)
     for lineno, line in enumerate(text.splitlines(), 1):
         parser.feed(line, lineno)
     runs = parser.finish()
     if not runs:
-        raise ResultsError(f"{source}: no SNPE statistics found; not snpe-diagview output, or the "
-                           f"log was written with profiling level off")
+        raise ResultsError(f"{source}: no SNPE statistics found (no 'Total Inference Time' under "
+                           f"'Average SNPE Statistics:' or 'SNPE Execute Statistics'); not snpe-diagview "
+                           f"output, or the log was written with profiling level off")
     for i, run in enumerate(runs, 1):
         where = f"{source}" + (f" (run {i})" if len(runs) > 1 else "")
         if "Total Inference Time" not in run.stats:
@@ -193,7 +240,7 @@ def parse_diagview(text: str, source: str = "<snpe-diagview output>", *,
             if m is not None and m.unit not in _LAYER_UNITS and m.value != 0:
                 raise ResultsError(f"{where}: '{key}: {m.value:g}' has no time unit (truncated output?)")
         run.clock_hz = clock_hz
-        run.layers = _finish_layers(run, clock_hz, layer_types)
+        run.layers = _finish_layers(run, clock_hz, layer_types, where)
     return runs
 
 
@@ -228,6 +275,8 @@ class _Parser:
         self.pending_meta: Dict[str, str] = {}
         self.layer_lines: Dict[int, int] = {}
         self.layer_has_runtime: Optional[bool] = None
+        self.lint: Optional[Dict[str, object]] = None  # linting entries of the last layer line
+        self.lint_list: Optional[List[str]] = None     # background-op names being collected
 
     def _error(self, lineno: int, what: str, line: str) -> ResultsError:
         shown = line.strip()
@@ -242,6 +291,7 @@ class _Parser:
         self.pending_meta = {}
         self.layer_lines = {}
         self.layer_has_runtime = None
+        self.lint = self.lint_list = None
         return self.run
 
     @staticmethod
@@ -280,7 +330,7 @@ class _Parser:
             if line.startswith("Per-Layer"):
                 self.run.layout = "indented"
             return
-        if line == "Per-Subnet Execution Times:":
+        if line in ("Per-Subnet Execution Times:", "Per-Graph Execution Times:"):
             self.section = "subnets"
             return
         if line == "Convert Times:":
@@ -302,10 +352,15 @@ class _Parser:
                     return
                 raise self._error(lineno, "unreadable statistics line", raw)
             unit = m.group("unit")
-            self.run.stats[m.group("key").strip()] = Measure(float(m.group("value")), _unit(unit))
+            key = m.group("key").strip()
+            if key not in KNOWN_STATS:
+                close = difflib.get_close_matches(key, KNOWN_STATS, n=1, cutoff=0.8)
+                if close:
+                    raise self._error(lineno, f"unknown statistic {key!r} (misspelled {close[0]!r}?)", raw)
+            self.run.stats[key] = Measure(float(m.group("value")), _unit(unit))
             return
         if self.section == "subnets":
-            m = _SUBNET_RE.match(line)
+            m = _SUBNET_RE.match(line) or _HTP_SUBNET_RE.match(line)
             if not m:
                 raise self._error(lineno, "unreadable subnet line", raw)
             self.run.subnets.append((int(m.group("idx")), m.group("runtime"),
@@ -314,11 +369,18 @@ class _Parser:
         if self.section == "layers":
             m = _LAYER_RE.match(line)
             if not m:
+                if self._linting_line(line, lineno, raw):
+                    return
                 raise self._error(lineno, "unreadable layer line", raw)
             idx = int(m.group("idx"))
             if idx in self.layer_lines:
                 raise self._error(lineno, f"layer {idx} repeated (first on line {self.layer_lines[idx]})", raw)
+            expected = len(self.layer_lines)
+            if idx != expected:
+                what = "does not start at 0" if expected == 0 else f"jumps from {expected - 1} to {idx}"
+                raise self._error(lineno, f"layer index {what} (layer {expected} missing)", raw)
             self.layer_lines[idx] = lineno
+            self.lint, self.lint_list = None, None
             value = float(m.group("value"))
             unit = _unit(m.group("unit"))
             if value < 0:
@@ -336,6 +398,37 @@ class _Parser:
             return
         # "convert" (AIP buffer conversions) and unknown sections are not needed for latency.
 
+    def _linting_line(self, line: str, lineno: int, raw: str) -> bool:
+        """A ``--profiling_level linting`` line under the last layer line; False if it is none."""
+        if self.run is None or not self.run.layers:
+            return False
+        m = _LINT_RE.match(line)
+        r = _RESOURCES_RE.match(line)
+        if not m and not r and self.lint_list is None:
+            return False
+        if self.lint is None:
+            self.lint = {}
+            last = self.run.layers[-1]
+            self.run.layers[-1] = replace(last, linting=self.lint)
+        if m:
+            unit = _unit(m.group("unit"))
+            if unit not in _LAYER_UNITS and not (unit == "" and float(m.group("value")) == 0):
+                raise self._error(lineno, f"unknown linting time unit {m.group('unit')!r}", raw)
+            key = m.group("key")
+            self.lint[key] = Measure(float(m.group("value")), unit)
+            if key.startswith("Overlap"):
+                self.lint_list = []
+                self.lint[key + " ops"] = self.lint_list
+            else:
+                self.lint_list = None
+            return True
+        if r:
+            self.lint["Resources"] = [x.strip() for x in r.group("list").split(",") if x.strip()]
+            self.lint_list = None
+            return True
+        self.lint_list.append(line)  # a background op named under Overlap / Overlap (wait)
+        return True
+
     def finish(self) -> List[DiagRun]:
         if self.run is not None and self._has_content(self.run):
             self.runs.append(self.run)
@@ -347,6 +440,11 @@ def _unit(unit: str) -> str:
     return "" if u.upper() == "NONE" else u
 
 
+def _major(version: Optional[str]) -> Optional[int]:
+    m = re.match(r"\s*(\d+)\.", version or "")
+    return int(m.group(1)) if m else None
+
+
 def _clean_name(label: Optional[str]) -> Optional[str]:
     if label is None:
         return None
@@ -355,29 +453,64 @@ def _clean_name(label: Optional[str]) -> Optional[str]:
 
 
 def _finish_layers(run: DiagRun, clock_hz: Optional[float],
-                   layer_types: Optional[Sequence[Tuple[str, str]]]) -> List[LayerTime]:
-    by_name: Mapping[str, str] = dict(layer_types or ())
-    index_ok = layer_types is not None and all(lt.label is None for lt in run.layers) \
-        and len(run.layers) == len(layer_types)
+                   layer_types: Optional[Sequence[Tuple[str, str]]], where: str) -> List[LayerTime]:
+    """Names, types and roles (see the module docstring); cycles -> µs when a clock is given."""
+    named = any(lt.label is not None for lt in run.layers)
+    n_log = len(run.layers)
+    resolved: List[Tuple[Optional[str], Optional[str], str]] = []  # (name, type, role)
+    if not named:
+        if layer_types is not None and n_log:
+            n_dlc = len(layer_types)
+            if n_log == n_dlc:
+                resolved = [(name, typ, "input" if typ.lower() in INPUT_TYPES else "layer")
+                            for name, typ in layer_types]
+            elif n_log == n_dlc + 1 and not any(t.lower() in INPUT_TYPES for _, t in layer_types):
+                resolved = [(None, None, "input")] + [(name, typ, "layer") for name, typ in layer_types]
+            elif n_log == n_dlc + 2 and all(lt.runtime == "DSP" for lt in run.layers):
+                # HTP brackets the DLC's ops with its Input and Output ops (named in the indented layout)
+                resolved = ([(None, "Input", "input")] + [(name, typ, "layer") for name, typ in layer_types]
+                            + [(None, "Output", "extra")])
+            else:
+                raise ResultsError(f"{where}: diagview prints {n_log} layers but dlc-info lists {n_dlc}; "
+                                   f"the dlc-info is not of the DLC this log ran (expected {n_dlc} layers, "
+                                   f"or {n_dlc} + 1 input layer, or {n_dlc} + 2 HTP Input/Output ops on DSP)")
+        else:
+            # SNPE 1.x prints the data layer first; SNPE 2 has no data layers (its layer 0 is an op)
+            major = _major(run.sdk_version)
+            resolved = [(None, None, "input" if pos == 0 and major == 1 else "layer") for pos in range(n_log)]
+    else:
+        by_name: Mapping[str, str] = dict(layer_types or ())
+        matched = 0
+        for lt in run.layers:
+            label = lt.label or ""
+            name = _clean_name(lt.label)
+            io = _HTP_IO_RE.match(label)
+            if io:
+                resolved.append((name, io.group(1), "input" if io.group(1) == "Input" else "extra"))
+            elif _BARE_OPID_RE.match(label):
+                resolved.append((name, None, "extra"))
+            elif layer_types is not None:
+                typ = by_name.get(name)
+                matched += typ is not None
+                role = "extra" if typ is None else ("input" if typ.lower() in INPUT_TYPES else "layer")
+                resolved.append((name, typ, role))
+            else:
+                resolved.append((name, None, "layer"))
+        if layer_types is not None and matched == 0 and any(r == "extra" and t is None and not
+                                                            _BARE_OPID_RE.match(lt.label or "")
+                                                            for (_, t, r), lt in zip(resolved, run.layers)):
+            raise ResultsError(f"{where}: none of the {n_log} layer names is a layer of the dlc-info "
+                               f"given (first: {run.layers[0].label!r}); the dlc-info is of another DLC")
     out = []
-    for pos, lt in enumerate(run.layers):
-        name = _clean_name(lt.label)
-        typ: Optional[str] = None
-        if index_ok:
-            name, typ = layer_types[pos]
-        elif name is not None:
-            typ = by_name.get(name)
-            io = _HTP_IO_RE.match(lt.label or "")
-            if typ is None and io:
-                typ = io.group(1)
+    for lt, (name, typ, role) in zip(run.layers, resolved):
         value, unit = lt.value, lt.unit
         if unit == "cycles" and clock_hz is not None:
             value, unit = value * 1e6 / clock_hz, "us"
-        out.append(LayerTime(lt.index, name, typ, value, unit, lt.runtime, lt.label))
+        out.append(replace(lt, name=name, type=typ, value=value, unit=unit, role=role))
     return out
 
 
 __all__ = [
-    "DiagRun", "FORWARD_PROPAGATE", "LATENCY_KEYS", "LAYERS_TIME", "LayerTime", "Measure",
+    "DiagRun", "KNOWN_STATS", "FORWARD_PROPAGATE", "LATENCY_KEYS", "LAYERS_TIME", "LayerTime", "Measure",
     "TOTAL_INFERENCE", "parse_clock", "parse_diagview", "parse_diagview_file", "summarize",
 ]

@@ -160,12 +160,36 @@ def parse_dlc_info(text: str, source: str = "<snpe-dlc-info output>") -> DlcInfo
     return info
 
 
+def parse_dlc_info_csv(text: str, source: str = "<snpe-dlc-info -s CSV>") -> DlcInfo:
+    """Parse the CSV ``snpe-dlc-info -i <dlc> -s <file.csv>`` writes (SNPE 2.x ``csv.writer``).
+
+    The file holds the rows of the printed tables, unpadded (``Id,Name,Type,Inputs,Outputs,Out
+    Dims,Runtimes,Parameters`` and its continuation rows with empty Id/Name/Type; ``Input Name,
+    Dimensions,Type[,Encoding Info]``), and each other printed line as a one-cell row
+    (``DLC info for: ...``, ``Total parameters: ...``, ``Key : A:AIP``, ...).
+    """
+    import csv
+    import io
+
+    lines = []
+    for row in csv.reader(io.StringIO(text, newline="")):
+        if len(row) > 1:
+            lines.append("| " + " | ".join(c.replace("|", "/") for c in row) + " |")
+        elif row:
+            lines.append(row[0])
+    if not any(line.startswith("| Id | Name | Type") for line in lines):
+        raise ResultsError(f"{source}: no 'Id,Name,Type,...' header row; not a snpe-dlc-info -s CSV")
+    return parse_dlc_info("\n".join(lines), source)
+
+
 def parse_dlc_info_file(path: Union[str, Path]) -> DlcInfo:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise ResultsError(f"{path}: cannot read dlc-info output ({e.strerror})") from None
+    if path.suffix.lower() == ".csv":
+        return parse_dlc_info_csv(text, str(path))
     return parse_dlc_info(text, str(path))
 
 
@@ -199,4 +223,4 @@ def _dims(text: str, sep: str, where: str) -> Tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-__all__ = ["DlcInfo", "DlcLayer", "DlcTensor", "parse_dlc_info", "parse_dlc_info_file"]
+__all__ = ["DlcInfo", "DlcLayer", "DlcTensor", "parse_dlc_info", "parse_dlc_info_csv", "parse_dlc_info_file"]

@@ -28,8 +28,9 @@ def test_snpe1_flat_cpu():
         (0, 21, "us", "CPU"), (1, 903, "us", "CPU"), (2, 118, "us", "CPU"),
         (3, 611, "us", "CPU"), (4, 97, "us", "CPU"), (5, 14, "us", "CPU")]
     assert all(lt.name is None and lt.type is None for lt in run.layers)
-    # without dlc-info the data layer cannot be recognised: all six layers are summed
-    assert run.latencies() == {"Forward Propagate": 1790, "Total Inference Time": 1874, "Layers Time": 1764}
+    # without dlc-info: SNPE 1.x (from the log's version) prints the data layer first: not summed
+    assert run.layers[0].is_input and [lt.role for lt in run.layers[1:]] == ["layer"] * 5
+    assert run.latencies() == {"Forward Propagate": 1790, "Total Inference Time": 1874, "Layers Time": 1764 - 21}
 
 
 def test_snpe1_flat_with_dlc_info_excludes_data_layer():
@@ -41,10 +42,9 @@ def test_snpe1_flat_with_dlc_info_excludes_data_layer():
     assert run.latencies()["Layers Time"] == 1743
 
 
-def test_flat_layer_types_not_attached_when_counts_differ():
-    run = one("diagview_1x_cpu.txt", layer_types=[("input.1", "data"), ("Conv_0", "convolutional")])
-    assert all(lt.type is None for lt in run.layers)
-    assert run.layers_time == 1764
+def test_flat_layer_count_mismatch_with_dlc_info_is_an_error():
+    with pytest.raises(ResultsError, match="prints 6 layers but dlc-info lists 2"):
+        one("diagview_1x_cpu.txt", layer_types=[("input.1", "data"), ("Conv_0", "convolutional")])
 
 
 def test_snpe2_flat_dsp_cycles_kept_as_cycles_without_clock():
@@ -55,6 +55,7 @@ def test_snpe2_flat_dsp_cycles_kept_as_cycles_without_clock():
     assert run.stats["Accelerator Time"] == Measure(512, "us")
     assert {lt.unit for lt in run.layers} == {"cycles"}
     assert run.layers_unit == "cycles"
+    assert not run.layers[0].is_input  # SNPE 2: no data layer, layer 0 is an op
     assert run.layers_time == 0 + 148220 + 30114 + 96402 + 12870 + 2044
     assert run.layers_time_us is None
     assert run.latencies() == {"Forward Propagate": 2350, "Total Inference Time": 2411}
@@ -88,13 +89,14 @@ def test_indented_dsp_cycles_input_op_excluded_names_matched():
     assert run.subnets == [(0, "DSP", Measure(21470, "cycles"))]
     first, last = run.layers[0], run.layers[-1]
     assert (first.name, first.type, first.label) == ("Input OpId_2", "Input", "Input OpId_2 (cycles)")
-    assert first.is_input and not last.is_input and last.type == "Output"
+    assert first.is_input and last.is_extra and last.type == "Output"
     assert run.layers[1].name == "/block/conv1/Conv" and run.layers[1].type == "Conv2d"
     assert run.layers[1].label == "/block/conv1/Conv:OpId_17 (cycles)"
-    assert run.layers_time == 6120 + 3480 + 0 + 2950 + 6610
+    assert run.layers_time == 6120 + 3480 + 0 + 2950  # the Output op is not a DLC layer
+    assert [op.label for op in run.extra_ops] == ["Output OpId_3 (cycles)"]
     assert "Layers Time" not in run.latencies()
     conv = one("diagview_2x_indented_dsp_cycles.txt", clock_hz=parse_clock("500 MHz"))
-    assert math.isclose(conv.latencies()["Layers Time"], 19160 / 500)
+    assert math.isclose(conv.latencies()["Layers Time"], 12550 / 500)
     assert conv.latencies()["Total Inference Time"] == 1406
 
 
