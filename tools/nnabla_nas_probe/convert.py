@@ -1,0 +1,13 @@
+"""Convert an nnabla-nas config to our search-space JSON: convert.py IN.json OUT.json"""
+import json
+import sys
+
+from profiler.nnas_config import convert
+from profiler.space import parse_document
+
+src, dst = sys.argv[1], sys.argv[2]
+doc = convert(json.load(open(src)), src)
+parse_document(doc, dst)
+with open(dst, "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
