@@ -45,7 +45,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from common import CIFAR, print_table  # also puts the repository on sys.path
 
 VARIANTS = {
-    # the product's settings (profiler.hostbench.prepare_ort): ORT_ENABLE_ALL, arena on
+    # the product's settings (profiler.host.timing.prepare_ort): ORT_ENABLE_ALL, arena on
     "default": {},
     # no layout optimisation (NCHWc): Conv+BN / Conv+Relu fusions stay, no Reorder nodes
     "extended": {"opt": "extended"},
@@ -59,12 +59,12 @@ FLUSH_BYTES = 8 << 20
 
 def build_models(work: Path, num: int) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """Module and network manifests (generate / sample, plus extreme networks)."""
-    from profiler import arch as A
-    from profiler.generate import generate
-    from profiler.manifest import read_manifest
-    from profiler.modelgen import ModelTask, write_models
-    from profiler.sample import network_entry, sample
-    from profiler.space import load_space
+    from profiler.space import arch as A
+    from profiler.pipeline.generate import generate
+    from profiler.models.manifest import read_manifest
+    from profiler.models.build import ModelTask, write_models
+    from profiler.pipeline.sample import network_entry, sample
+    from profiler.space.searchspace import load_space
 
     mods_dir, nets_dir, ext_dir = work / "mods", work / "nets", work / "extreme"
     if not (mods_dir / "manifest.json").exists():
@@ -212,7 +212,7 @@ def chain_of(sessions: Sequence[Any], in_shape: Sequence[int]) -> List[Bound]:
 def measure(work: Path, mods: List[Dict[str, Any]], nets: List[Dict[str, Any]], variants: List[str],
             rounds: int, reps: int, prof_runs: int) -> Dict[str, Any]:
     import numpy as np
-    from profiler.hostbench import ort_layer_times
+    from profiler.host.timing import ort_layer_times
 
     clock = time.perf_counter_ns
     by_uid = {m["uid"]: m for m in mods}

@@ -21,10 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import leaf_uids as L  # noqa: E402
 
-from profiler import arch as A  # noqa: E402
-from profiler import modules as M  # noqa: E402
-from profiler.nnas_config import convert  # noqa: E402
-from profiler.space import parse_document  # noqa: E402
+from profiler.space import arch as A  # noqa: E402
+from profiler.space import modules as M  # noqa: E402
+from profiler.space.nnabla_nas import convert  # noqa: E402
+from profiler.space.searchspace import parse_document  # noqa: E402
 
 
 def to_ours(uid: str):

@@ -2,8 +2,8 @@
 import json
 import sys
 
-from profiler.nnas_config import convert
-from profiler.space import parse_document
+from profiler.space.nnabla_nas import convert
+from profiler.space.searchspace import parse_document
 
 src, dst = sys.argv[1], sys.argv[2]
 doc = convert(json.load(open(src)), src)

@@ -13,12 +13,12 @@ import json
 
 import pytest
 
-from profiler import arch as A
+from profiler.space import arch as A
 from profiler.errors import SpaceError
-from profiler.nnas_config import NnasConfigError, convert, is_nnabla_nas_config, make_divisible
-from profiler.space import parse_document
+from profiler.space.nnabla_nas import NnasConfigError, convert, is_nnabla_nas_config, make_divisible
+from profiler.space.searchspace import parse_document
 
-from conftest import CIFAR, IMAGENET
+from tests.conftest import CIFAR, IMAGENET
 
 # The network parts of the 2020 nnabla-nas examples (shared/reference/nnabla_nas_configs).
 CIFAR10 = {"dataset": "cifar10", "input_shape": [3, 32, 32], "network": {
@@ -151,7 +151,7 @@ def test_agrees_with_nnabla_nas_when_installed():
     pytest.importorskip("hydra")
     pytest.importorskip("nnabla_nas")
     import sys
-    from conftest import ROOT
+    from tests.conftest import ROOT
     sys.path.insert(0, str(ROOT / "tools" / "nnabla_nas_probe"))
     import compare_uids as C
     import leaf_uids as L
@@ -160,7 +160,7 @@ def test_agrees_with_nnabla_nas_when_installed():
     assert len(theirs) == 126
     assert {C.to_ours(u) for u in theirs} - {None} == {m.uid for m in A.candidate_modules(space, "leaf")}
     pos = A.positions(space)
-    from profiler import modules as M
+    from profiler.space import modules as M
     for choices in ([0] * 21, [len(p.options) if p.skip else 5 for p in pos if p.choice]):
         mapped = [C.to_ours(u) for u in L.active_leaf_uids(CIFAR10, choices)]
         assert [u for u in mapped if u] == M.module_uids(A.blocks_of(pos, choices), "leaf")
