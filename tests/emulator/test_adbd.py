@@ -11,7 +11,7 @@ import pytest
 from adbutils.errors import AdbTimeout
 
 from profiler.errors import DeviceError
-from profiler.device.session import DeviceSession, open_session
+from profiler.phone.adb.session import DeviceSession, open_session
 
 from .harness import _wait
 
