@@ -40,10 +40,10 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from profiler.phone.adb import DeviceInfo, DeviceSession, list_devices, open_client, open_session, run_sharded
-from profiler.phone.adb.session import describe_listing
+from profiler.phone.adb.session import StuckDeviceError, describe_listing, resolve_servers, server_name
 from profiler.errors import DeviceError, ProfilerError, ResultsError, ToolError
 from profiler.phone.prep import HostOptions, HostPrep, Prepared
 from profiler.session import record
@@ -97,6 +97,7 @@ class PhoneConfig:
     snpe_root: Optional[str] = None            # default $SNPE_ROOT
     adb_host: Optional[str] = None             # default $ANDROID_ADB_SERVER_HOST / 127.0.0.1
     adb_port: Optional[int] = None             # default $ANDROID_ADB_SERVER_PORT / 5037
+    adb_servers: Tuple[str, ...] = ()          # HOST:PORT each (else $PROFILER_ADB_SERVERS, else the above)
     devices: Optional[Tuple[str, ...]] = None  # None: every phone adb lists as ready
     runs: int = DEFAULT_RUNS
     perf_profile: str = DEFAULT_PERF_PROFILE
@@ -154,6 +155,8 @@ class PhoneTarget(Target):
             input_count=config.input_count, seed=config.seed, cache_dir=config.cache_dir,
             tool_timeout_s=config.tool_timeout_s))
         self._client = client
+        self._clients: Dict[str, Any] = {}          # "host:port" -> AdbClient, in the given order
+        self.on_notice: Optional[Callable[[str], None]] = None  # one-line notices (the CLI prints them)
         self._lock = threading.Lock()
         self._serials: List[str] = []
         self._infos: Dict[str, DeviceInfo] = {}
@@ -199,51 +202,85 @@ class PhoneTarget(Target):
 
     # ------------------------------------------------------------------ devices
     def _client_or_open(self) -> Any:
-        if self._client is None:
-            self._client = open_client(self.config.adb_host, self.config.adb_port)
-        return self._client
+        return next(iter(self._open_clients().values()))
+
+    def _open_clients(self) -> Dict[str, Any]:
+        """Every adb server of the session ("host:port" -> client); all must answer at the start."""
+        if not self._clients:
+            if self._client is not None:
+                self._clients = {server_name(self._client): self._client}
+            else:
+                for host, port in resolve_servers(self.config.adb_servers, self.config.adb_host,
+                                                  self.config.adb_port):
+                    client = open_client(host, port)
+                    self._clients[server_name(client)] = client
+        return self._clients
+
+    def _notice(self, text: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(text)
 
     def _connect(self) -> None:
-        """Select the phones (once): the ones named, or every ready one; check they match."""
+        """Select the phones (once): the ones named, or every ready one; check they match.
+
+        With several adb servers a phone is named ``SERIAL@HOST:PORT`` (its identity includes
+        its server); ``--devices`` takes either that or a bare serial listed by one server.
+        """
         with self._lock:
             if self._serials:
                 return
-            client = self._client_or_open()
-            infos = list_devices(client)
-            listing = describe_listing(infos)
+            clients = self._open_clients()
+            multi = len(clients) > 1
+            found: List[Tuple[str, Any, DeviceInfo]] = []     # (name, client, info)
+            listings = []
+            for server, client in clients.items():
+                infos = list_devices(client)
+                listings.append(f"{server}: {describe_listing(infos)}" if multi else describe_listing(infos))
+                found += [(f"{i.serial}@{server}" if multi else i.serial, client, i) for i in infos]
+            listing = "; ".join(listings)
             if self.config.devices:
                 chosen = []
-                for serial in dict.fromkeys(self.config.devices):
-                    open_session(client, serial)  # DeviceError: not found / unauthorized / offline
-                    match = [i for i in infos if i.serial == serial and i.ready]
-                    if not match:
-                        raise DeviceError(f"device {serial} is not ready ({listing}); check 'profiler devices'")
+                for wanted in dict.fromkeys(self.config.devices):
+                    match = [f for f in found if wanted in (f[0], f[2].serial)]
+                    if len(match) > 1:
+                        raise DeviceError(f"device {wanted} is listed by several adb servers ({listing}); name it "
+                                          "SERIAL@HOST:PORT in --devices")
+                    if not match and not multi:
+                        open_session(next(iter(clients.values())), wanted)  # not found / unauthorized / offline
+                    if not match or not match[0][2].ready:
+                        raise DeviceError(f"device {wanted} is not ready ({listing}); check 'profiler devices'")
                     chosen.append(match[0])
             else:
-                chosen = [i for i in infos if i.ready]
+                chosen = [f for f in found if f[2].ready]
                 if not chosen:
                     raise DeviceError(f"no phone ready for --target phone ({listing}); connect one with USB "
                                       "debugging enabled (see 'profiler devices' and docs/phones.md)")
-            for info in chosen:
+            for name, _, info in chosen:
                 if info.abi not in ARM64_ABIS:
-                    raise DeviceError(f"device {info.serial}: ABI {info.abi or 'unknown'} is not supported (the "
+                    raise DeviceError(f"device {name}: ABI {info.abi or 'unknown'} is not supported (the "
                                       f"SNPE binaries pushed are arm64-v8a); leave it out with --devices")
-            kinds = {(i.model, i.soc) for i in chosen}
+            kinds = {(i.model, i.soc) for _, _, i in chosen}
             if len(kinds) > 1:
-                shown = ", ".join(f"{i.serial}: {i.model}/{i.soc}" for i in chosen)
+                shown = ", ".join(f"{n}: {i.model}/{i.soc}" for n, _, i in chosen)
                 raise ProfilerError(f"the selected phones differ ({shown}); latencies of different phone "
                                     "models or SoCs must not be mixed in one table: choose identical phones "
                                     "with --devices SERIAL,...")
-            for info in chosen:
-                self._infos[info.serial] = info
-                self._sessions[info.serial] = DeviceSession(client, info.serial)
-            self._serials = [i.serial for i in chosen]
+            for name, client, info in chosen:
+                self._infos[name] = info
+                self._sessions[name] = DeviceSession(client, info.serial, name=name)
+            self._serials = [n for n, _, _ in chosen]
 
     def _ready_serials(self) -> set:
-        try:
-            return {i.serial for i in self._client_or_open().list() if i.state == "device"}
-        except Exception:  # noqa: BLE001 - any adb failure means "cannot tell": treat as gone
-            return set()
+        """Names of the phones some server lists as ready now (a server that is gone lists none)."""
+        multi = len(self._clients) > 1
+        out = set()
+        for server, client in list(self._clients.items()):
+            try:
+                out |= {f"{i.serial}@{server}" if multi else i.serial
+                        for i in client.list() if i.state == "device"}
+            except Exception:  # noqa: BLE001 - any adb failure means "cannot tell": treat as gone
+                continue
+        return out
 
     def _revive(self) -> None:
         """Take back retired phones that adb lists as ready again (replugged)."""
@@ -271,8 +308,10 @@ class PhoneTarget(Target):
             "device": {"model": first.model, "soc": first.soc, "android_sdk": first.sdk, "abi": first.abi,
                        "manufacturer": first.manufacturer, "phones": len(infos),
                        "serials": [i.serial for i in infos]},
-            "devices": {i.serial: {"model": i.model, "soc": i.soc, "android_sdk": i.sdk, "abi": i.abi,
-                                   "fingerprint": i.props.get("ro.build.fingerprint")} for i in infos},
+            "devices": {name: {"model": i.model, "soc": i.soc, "android_sdk": i.sdk, "abi": i.abi,
+                               "fingerprint": i.props.get("ro.build.fingerprint"),
+                               "adb_server": self._sessions[name].server}
+                        for name, i in zip(self._serials, infos)},
             "snpe": {"root": str(self.sdk.root), "version": str(self.sdk.version),
                      "device_target": self.device_target.target},
             "phone": self.config.describe(),
@@ -300,7 +339,7 @@ class PhoneTarget(Target):
             try:
                 return self._measure(session, item, runtime, rt, buffer, cfg)
             except DeviceError as e:
-                if session.serial in self._ready_serials():
+                if not isinstance(e, StuckDeviceError) and session.name in self._ready_serials():
                     # the phone is still there: the command (not the phone) is the problem
                     raise ToolError(f"{e} (the phone is still connected: this module is failed, "
                                     "the phone carries on)") from e
@@ -373,13 +412,17 @@ class PhoneTarget(Target):
 
     def _setup_device(self, session: DeviceSession) -> None:
         """Push snpe-net-run and the libraries once per phone (md5-compared)."""
-        if session.serial in self._ready:
+        if session.name in self._ready:
             return
+        stopped = session.stop_leftovers()   # StuckDeviceError retires the phone
+        if stopped:
+            self._notice(f"device {session.name}: stopped {len(stopped)} process(es) an earlier profiler session "
+                         f"left running there (pid {', '.join(map(str, stopped[:5]))})")
         staging = self._sdk_staging()
         session.push_tree(staging / "bin", self.paths.bin_dir)
         session.push_tree(staging / "lib", self.paths.lib_dir)
         with self._lock:
-            self._ready.add(session.serial)
+            self._ready.add(session.name)
 
     def _measure(self, session: DeviceSession, item: Dict[str, Any], runtime: str, rt: str, buffer: str,
                  cfg: SessionConfig) -> Dict[str, Any]:
@@ -392,7 +435,7 @@ class PhoneTarget(Target):
                           version=self.sdk.version, buffer=buffer, perf_profile=c.perf_profile,
                           profiling_level=c.profiling_level)
         script = device_script(cmd, lib_dir=self.paths.lib_dir, model_dir=model_dir)
-        info = self._infos.get(session.serial)
+        info = self._infos.get(session.name)
         state: Dict[str, Any] = {"serial": session.serial, "model": info.model if info else None,
                                  "soc": info.soc if info else None,
                                  "perf_profile": c.perf_profile, "profiling_level": c.profiling_level,

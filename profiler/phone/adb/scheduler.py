@@ -15,7 +15,8 @@ and call ``fn(device, item)``. What happens next depends on how ``fn`` ends:
 
 When the last device is retired (or ``stop`` is set) the items still queued are returned in
 ``ShardReport.not_done``; nothing measured is lost. This module knows nothing about adb: a
-"device" is any object (``DeviceSession`` in practice; its ``serial`` names it in the report).
+"device" is any object (``DeviceSession`` in practice; its ``name`` or ``serial`` names it in the
+report).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ R = TypeVar("R")
 
 
 def device_name(device: Any) -> str:
-    """``device.serial`` when it has one, else ``str(device)``."""
-    serial = getattr(device, "serial", None)
+    """``device.name`` (or ``device.serial``) when it has one, else ``str(device)``."""
+    serial = getattr(device, "name", None) or getattr(device, "serial", None)
     return str(serial) if serial else str(device)
 
 

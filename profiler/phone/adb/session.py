@@ -14,6 +14,8 @@ present from Android 6 (API 23).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import os
 import posixpath
 import re
 import shlex
@@ -21,6 +23,7 @@ import stat as stat_mod
 import struct
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
@@ -29,7 +32,7 @@ import adbutils
 from adbutils.errors import AdbError, AdbTimeout
 
 from profiler.files import file_digest
-from profiler.errors import DeviceError, ToolError
+from profiler.errors import DeviceError, ProfilerError, ToolError
 
 DEFAULT_TIMEOUT_S = 600.0
 GOVERNOR_PATH = "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"
@@ -44,6 +47,17 @@ _ADB_FAILURES = (AdbError, OSError, EOFError, struct.error, AssertionError, Valu
 _PROP_RE = re.compile(r"^\[([^\]]+)\]: \[(.*)\]\s*$")
 _MD5_LINE_RE = re.compile(r"^([0-9a-fA-F]{32})\s+\*?(.+)$")
 _SEP = "@@profiler-device-state@@"
+
+# Every shell command is started with these two variables exported, so whatever it starts on
+# the phone (children, grandchildren, reparented orphans) can be found in /proc/*/environ and
+# stopped: adbd only sends SIGHUP to the ``sh`` of a closed stream, nothing else.
+OWNER_VAR = "PROFILER_OWNER"      # = the device's serial: "processes of ours on this phone"
+RUN_VAR = "PROFILER_RUN"          # = one tag per shell call
+SERVERS_ENV = "PROFILER_ADB_SERVERS"
+
+
+class StuckDeviceError(DeviceError):
+    """A command of ours could not be stopped on a phone that is still connected: retire it."""
 
 
 def _short(err: BaseException) -> str:
@@ -70,6 +84,45 @@ def open_client(host: Optional[str] = None, port: Optional[int] = None,
                           "start it with 'adb start-server' or set ANDROID_ADB_SERVER_HOST/"
                           "ANDROID_ADB_SERVER_PORT") from e
     return client
+
+
+def parse_server(text: str, what: str = "--adb-server") -> "tuple[str, int]":
+    """``HOST:PORT`` (``[v6]:PORT`` too) -> (host, port); ProfilerError naming ``what``."""
+    raw = text.strip()
+    host, sep, port_text = raw.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ProfilerError(f"{what} {text!r}: expected HOST:PORT with a port 1-65535, e.g. "
+                            "127.0.0.1:15037")
+    return host, int(port_text)
+
+
+def resolve_servers(servers: Sequence[str] = (), host: Optional[str] = None,
+                    port: Optional[int] = None) -> List["tuple[Optional[str], Optional[int]]"]:
+    """The adb servers of a session: ``servers`` (HOST:PORT), else ``$PROFILER_ADB_SERVERS``
+    (comma-separated), else the one server ``host``/``port`` (None: adbutils' defaults,
+    ``$ANDROID_ADB_SERVER_HOST``/``PORT`` or 127.0.0.1:5037). Duplicates are dropped."""
+    if servers:
+        out = [parse_server(s) for s in servers]
+    elif os.environ.get(SERVERS_ENV, "").strip():
+        out = [parse_server(s, SERVERS_ENV) for s in os.environ[SERVERS_ENV].split(",") if s.strip()]
+    else:
+        return [(host, port)]
+    return list(dict.fromkeys(out))
+
+
+def is_loopback(host: Optional[str]) -> bool:
+    """True for 127.0.0.0/8, ::1, ``localhost`` (and None, adbutils' 127.0.0.1 default)."""
+    if host is None or host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_name(client: adbutils.AdbClient) -> str:
+    return f"{client.host}:{client.port}"
 
 
 def _adb_list(client: adbutils.AdbClient):
@@ -255,15 +308,18 @@ class DeviceSession:
     """
 
     def __init__(self, client: adbutils.AdbClient, serial: str,
-                 timeout: float = DEFAULT_TIMEOUT_S):
+                 timeout: float = DEFAULT_TIMEOUT_S, name: Optional[str] = None):
         self.client = client
         self.serial = serial
+        self.server = server_name(client)
+        # how the session names the phone: the serial, or SERIAL@HOST:PORT with several servers
+        self.name = name or serial
         self.timeout = timeout
         self.device = client.device(serial)
         self._shell_v2: Optional[bool] = None  # from the device's adb features, on first use
 
     def __repr__(self) -> str:
-        return f"DeviceSession({self.serial!r})"
+        return f"DeviceSession({self.name!r})"
 
     # -- error mapping
     def _error(self, what: str, err: BaseException) -> DeviceError:
@@ -297,18 +353,7 @@ class DeviceSession:
             raise self._error(what, e) from e
 
     # -- shell
-    def shell(self, cmd: Union[str, Sequence[str]], timeout: Optional[float] = None,
-              check: bool = False) -> ShellResult:
-        """Run ``cmd`` (a string for the device shell, or argv to be quoted) -> (exit, output).
-
-        Uses adb's shell protocol v2 when the device offers it (exit code in a packet), else
-        v1 (adbutils' echoed exit-code marker). Output is stdout and stderr interleaved.
-
-        With ``check=True`` a non-zero exit raises ToolError with the output's last line.
-        """
-        timeout = self.timeout if timeout is None else timeout
-        text = cmd if isinstance(cmd, str) else " ".join(shlex.quote(str(a)) for a in cmd)
-        shown = text if len(text) <= 80 else text[:77] + "..."
+    def _run(self, text: str, timeout: float, shown: str) -> ShellResult:
         with self._adb(f"shell '{shown}'", timeout):
             if self._shell_v2 is None:
                 self._shell_v2 = "shell_v2" in self.device.get_features().split(",")
@@ -319,12 +364,94 @@ class DeviceSession:
                 # "exit N" in cmd would skip: run cmd in a subshell (newlines keep comments
                 # and a trailing "&" harmless).
                 res = self.device.shell2("(\n" + text + "\n)", timeout=timeout, rstrip=False)
-        result = ShellResult(int(res.returncode), res.output)
+        return ShellResult(int(res.returncode), res.output)
+
+    def shell(self, cmd: Union[str, Sequence[str]], timeout: Optional[float] = None,
+              check: bool = False) -> ShellResult:
+        """Run ``cmd`` (a string for the device shell, or argv to be quoted) -> (exit, output).
+
+        Uses adb's shell protocol v2 when the device offers it (exit code in a packet), else
+        v1 (adbutils' echoed exit-code marker). Output is stdout and stderr interleaved.
+
+        The command runs with ``PROFILER_OWNER=<serial>`` and a fresh ``PROFILER_RUN`` tag
+        exported. When it times out, everything carrying that tag is killed on the phone and
+        checked gone before the DeviceError is raised (adbd would only SIGHUP its ``sh``); if
+        something survives, :class:`StuckDeviceError` says so (the phone must be retired).
+
+        With ``check=True`` a non-zero exit raises ToolError with the output's last line.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        text = cmd if isinstance(cmd, str) else " ".join(shlex.quote(str(a)) for a in cmd)
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        tag = uuid.uuid4().hex
+        wrapped = f"export {_quote(self._owner())} {RUN_VAR}={tag}\n" + text
+        try:
+            result = self._run(wrapped, timeout, shown)
+        except DeviceError as e:
+            if not isinstance(e.__cause__, AdbTimeout):
+                raise
+            left = self._stop_tagged(f"{RUN_VAR}={tag}")
+            if left:
+                raise StuckDeviceError(
+                    f"device {self.name}: '{shown}' timed out after {timeout:g} s and processes "
+                    f"{', '.join(map(str, left[:5]))} it started could not be killed; the phone is "
+                    "retired so later measurements do not share it with them (reboot it)") from e
+            raise DeviceError(f"{e} [what it started on the phone was killed]") from e
         if check and result.exit_code != 0:
             tail = [ln for ln in result.output.strip().splitlines() if ln.strip()][-1:]
-            raise ToolError(f"device {self.serial}: '{shown}' exited with {result.exit_code}"
+            raise ToolError(f"device {self.name}: '{shown}' exited with {result.exit_code}"
                             + (f": {tail[0].strip()}" if tail else ""))
         return result
+
+    def _owner(self) -> str:
+        # "@@" ends the serial, so 127.0.0.1:5555 does not match 127.0.0.1:55551's processes
+        return f"{OWNER_VAR}={self.serial}@@"
+
+    def _tagged_pids(self, pattern: str, signal_name: Optional[str] = None) -> List[int]:
+        """PIDs whose /proc/PID/environ holds the fixed string ``pattern``; optionally sending
+        them ``signal_name`` first. One shell call, not itself tagged."""
+        kill = f"kill -{signal_name} \"$p\" 2>/dev/null; " if signal_name else ""
+        script = ("for f in /proc/[0-9]*/environ; do p=${f#/proc/}; p=${p%/environ}; "
+                  "[ \"$p\" = \"$$\" ] && continue; "
+                  f"grep -qF {_quote(pattern)} \"$f\" 2>/dev/null || continue; "
+                  f"{kill}echo \"pid:$p\"; done")
+        res = self._run(script, min(self.timeout, 30.0), "stop tagged processes")
+        return sorted({int(ln[4:]) for ln in res.output.split() if ln.startswith("pid:")
+                       and ln[4:].isdigit()})
+
+    def _stop_tagged(self, pattern: str) -> List[int]:
+        """Kill what carries ``pattern`` (TERM, then KILL); the PIDs still alive after that."""
+        for sig in ("TERM", "KILL", "KILL"):
+            if not self._tagged_pids(pattern, sig):
+                return []
+            time.sleep(0.2)
+        return self._tagged_pids(pattern)
+
+    def stop_leftovers(self) -> List[int]:
+        """Kill processes an earlier session of ours left on this phone (a host killed with
+        SIGKILL, a cable pulled mid-run); returns their PIDs. StuckDeviceError if they survive."""
+        found = self._tagged_pids(self._owner())
+        if not found:
+            return []
+        left = self._stop_tagged(self._owner())
+        if left:
+            raise StuckDeviceError(f"device {self.name}: processes {', '.join(map(str, left[:5]))} left by an "
+                                   "earlier profiler session could not be killed; reboot the phone")
+        return found
+
+    def clean(self, device_root: str) -> List[str]:
+        """Remove what the profiler pushes under ``device_root`` (``bin/``, ``lib/``,
+        ``models/``), then the folder itself if that leaves it empty; returns what was there."""
+        root = posixpath.normpath(device_root)
+        if root in ("/", "/data", "/data/local", "/data/local/tmp", "/sdcard") or not root.startswith("/"):
+            raise ProfilerError(f"--device-root {device_root}: refusing to clean a folder the profiler "
+                                "does not own; give the profiler's own folder")
+        parts = [posixpath.join(root, d) for d in ("bin", "lib", "models")]
+        present = [p for p in parts if self.exists(p)]
+        if present:
+            self.shell("rm -rf " + " ".join(_quote(p) for p in present), check=True)
+        self.shell(f"rmdir {_quote(root)} 2>/dev/null; true")
+        return present
 
     def getprops(self) -> Dict[str, str]:
         """All ``getprop`` values (one shell call)."""
