@@ -145,3 +145,39 @@ def test_bad_mobilenet_configs_give_one_line_errors(change, message):
     with pytest.raises(SpaceError) as e:
         convert(doc, "x.json")
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_every_verb_reads_an_nnabla_nas_config_and_space_convert_writes_ours(tmp_path, capsys):
+    from pathlib import Path
+    from profiler.cli.main import main
+    from profiler.models.manifest import read_manifest
+    from profiler.space.searchspace import load_space
+    data = Path(__file__).parent / "data"
+    cfg = data / "mobilenet_cifar10_search_latency.json"
+    space = load_space(cfg)                      # what generate / sample / run load
+    assert space.n_choice_blocks == 21 and space.input_shape == (3, 32, 32)
+    out = tmp_path / "space.json"
+    assert main(["space", "convert", str(cfg), "--out", str(out)]) == 0
+    assert "21 choice blocks" in capsys.readouterr().err
+    assert json.loads(out.read_text())["layers"] == json.loads(CIFAR.read_text())["layers"]
+    assert A.candidate_modules(load_space(out), "leaf") == A.candidate_modules(space, "leaf")
+    # a small nnabla-nas config straight into `profiler generate --granularity leaf`
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps({"input_shape": [3, 16, 16], "network": {
+        "search_space": "mobilenet", "num_classes": 10, "settings": [[16, 2, 1]],
+        "candidates": ["MB3 3x3"], "skip_connect": False}}))
+    assert main(["generate", "--space", str(small), "--out", str(tmp_path / "m"),
+                 "--granularity", "leaf", "-q"]) == 0
+    uids = [e["uid"] for e in read_manifest(tmp_path / "m")["entries"]]
+    assert "Add2[][[1,16,8,8],[1,16,8,8]]" in uids
+    assert "Linear[in_features=1280,out_features=10,base_axis=1,bias=True][[1,1280,1,1]]" in uids
+    # unsupported spaces and our own files: one line, exit 2
+    darts = tmp_path / "darts.json"
+    darts.write_text(json.dumps({"input_shape": [3, 32, 32], "network": {"search_space": "darts"}}))
+    capsys.readouterr()
+    assert main(["space", "convert", str(darts), "--out", str(out)]) == 2
+    assert main(["generate", "--space", str(darts), "--out", str(tmp_path / "d")]) == 2
+    assert main(["space", "convert", str(CIFAR), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("network/search_space: 'darts' is not supported (supported: mobilenet)")
+    assert err[1] == err[0] and "already a profiler search space" in err[2] and len(err) == 3
