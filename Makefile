@@ -8,7 +8,7 @@ DEMO   ?= demo
 
 all: test
 
-$(STAMP): requirements.lock pyproject.toml tools/bootstrap-venv.sh
+$(STAMP): requirements.lock requirements-nnabla-nas.lock pyproject.toml tools/bootstrap-venv.sh
 	@VENV=$(VENV) tools/bootstrap-venv.sh
 
 venv: $(STAMP)

@@ -29,6 +29,10 @@ rm -rf "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.lock
 # The converter's declared dependencies include TensorFlow; we only use its NNP -> ONNX exporter.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps nnabla-converter==1.39.0
+# nnabla-nas 0.15.0 for the tests against the real client (issue 15): --no-deps, plus only what
+# importing its mobilenet space and LatencyEstimator needs (see requirements-nnabla-nas.lock).
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements-nnabla-nas.lock
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps nnabla-nas==0.15.0
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 touch "$VENV/.installed"
 echo "bootstrap: $VENV ready"

@@ -15,7 +15,7 @@ from profiler.errors import ProfilerError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from profiler.cli import bench, docker, fit, models, phone, table
+    from profiler.cli import bench, docker, fit, models, phone, space, table
     p = argparse.ArgumentParser(
         prog="profiler",
         description="On-device latency profiler for neural architecture search.")
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_commands(sub)
     table.add_commands(sub)
     models.add_sample(sub)
+    space.add_commands(sub)
     fit.add_commands(sub)
     phone.add_phone_commands(sub)
     docker.add_docker_commands(sub)

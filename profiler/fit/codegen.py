@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from profiler.errors import FitError, TableError
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "estimator.py.tmpl"
+NNABLA_NAS_TEMPLATE = TEMPLATE.with_name("nnabla_nas_estimator.py.tmpl")
+NNABLA_NAS_ADAPTER = "nnabla_nas_estimator.py"
 VALUES_PER_LINE = 6
 
 # provenance keys rendered first in the header, with their labels
@@ -329,4 +331,26 @@ def write_estimator(path: Union[str, "os.PathLike[str]"], table_values: Mapping[
     path.parent.mkdir(parents=True, exist_ok=True)
     from profiler.files import write_text
     write_text(path, source)
+    return path
+
+
+def render_nnabla_nas_adapter(estimator_name: str = "estimator.py") -> str:
+    """Source of ``nnabla_nas_estimator.py`` (the nnabla-nas regularizer adapter) for an
+    estimator file called ``estimator_name`` in the same directory."""
+    source = NNABLA_NAS_TEMPLATE.read_text(encoding="utf-8")
+    line = 'ESTIMATOR_NAME = "estimator.py"'
+    if line not in source or "/" in estimator_name or "\\" in estimator_name:
+        raise FitError(f"internal error: cannot render the nnabla-nas adapter for {estimator_name!r}")
+    return source.replace(line, f"ESTIMATOR_NAME = {ascii(estimator_name)}", 1)
+
+
+def write_nnabla_nas_adapter(estimator_path: Union[str, "os.PathLike[str]"]) -> Path:
+    """Write ``nnabla_nas_estimator.py`` beside ``estimator_path`` (atomically); return its path."""
+    from profiler.files import write_text
+    estimator_path = Path(estimator_path)
+    path = estimator_path.with_name(NNABLA_NAS_ADAPTER)
+    if path == estimator_path:
+        raise FitError(f"{estimator_path}: the estimator cannot be called {NNABLA_NAS_ADAPTER} "
+                       "(that name is the nnabla-nas adapter written beside it); choose another --out")
+    write_text(path, render_nnabla_nas_adapter(estimator_path.name))
     return path

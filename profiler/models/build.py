@@ -52,9 +52,11 @@ def build_spec(spec: M.ModuleSpec, x: Any, scope: str) -> Any:
     with nn.parameter_scope(scope):
         if spec.name in M.BLOCK_TYPES:
             h = x
-            for i, leaf in enumerate(spec.leaves()):
+            leaves = spec.leaves()
+            chain = [leaf for leaf in leaves if leaf.name != "Add2"]
+            for i, leaf in enumerate(chain):
                 h = build_spec(leaf, h, f"l{i}")
-            if spec.name == "InvertedResidual" and spec.attr("residual"):
+            if len(chain) < len(leaves):        # the residual add (Add2 leaf), applied last
                 h = F.add2(h, x)
             return h
         if spec.name == "Conv":
@@ -88,7 +90,8 @@ def _randomise_parameters(seed: int) -> None:
 def build_graph(blocks: Sequence[Optional[M.ModuleSpec]], seed_text: str) -> Tuple[Any, Any]:
     """Build a fresh graph of ``blocks`` (``None`` = identity) on a batch-1 input.
 
-    Returns ``(input variable, output variable)``; global parameters are reset first.
+    Returns ``(input variables, output variable)``; global parameters are reset first.
+    A standalone ``Add2`` leaf is the one module with two inputs (``x0 + x1``).
     """
     import numpy as np
     nn, _, _ = _nnabla()
@@ -97,6 +100,12 @@ def build_graph(blocks: Sequence[Optional[M.ModuleSpec]], seed_text: str) -> Tup
     seed = _seed(seed_text)
     nnabla.random.prng = np.random.RandomState(seed)
     first = next(b for b in blocks if b is not None)
+    if first.name == "Add2":
+        if len([b for b in blocks if b is not None]) != 1:
+            raise ValueError("an Add2 leaf is built only as a module of its own")
+        _, F, _ = _nnabla()
+        xs = [nn.Variable(s) for s in first.input_shapes]
+        return xs, F.add2(xs[0], xs[1])
     x = nn.Variable(first.input_shape)
     h = x
     for i, b in enumerate(blocks):
@@ -107,7 +116,7 @@ def build_graph(blocks: Sequence[Optional[M.ModuleSpec]], seed_text: str) -> Tup
                                f"spec expects {b.input_shape} ({b.uid})")
         h = build_spec(b, h, f"b{i}")
     _randomise_parameters(seed)
-    return x, h
+    return [x], h
 
 
 def record_supernet_shapes(positions: Sequence[Any]) -> Dict[str, Tuple[int, ...]]:
@@ -136,14 +145,17 @@ def record_supernet_shapes(positions: Sequence[Any]) -> Dict[str, Tuple[int, ...
     return seen
 
 
-def save_nnp(path: Path, x: Any, y: Any, name: str) -> None:
-    """Save the graph ``x -> y`` with the current parameters as a deterministic NNP."""
+def save_nnp(path: Path, xs: Sequence[Any], y: Any, name: str) -> None:
+    """Save the graph ``xs -> y`` with the current parameters as a deterministic NNP.
+
+    Inputs are named ``x0``, ``x1``, ... in order."""
     nn, _, _ = _nnabla()
     from nnabla.utils.save import save
+    names = {f"{INPUT_PREFIX}{i}": x for i, x in enumerate(xs)}
     contents = {
         "networks": [{"name": name, "batch_size": 1, "outputs": {OUTPUT_NAME: y},
-                      "names": {f"{INPUT_PREFIX}0": x}}],
-        "executors": [{"name": "Runtime", "network": name, "data": [f"{INPUT_PREFIX}0"],
+                      "names": names}],
+        "executors": [{"name": "Runtime", "network": name, "data": list(names),
                        "output": [OUTPUT_NAME]}],
     }
     from profiler.files import temp_path
@@ -218,10 +230,10 @@ def _canonical_names(model: Any) -> None:
 def write_model(blocks: Sequence[Optional[M.ModuleSpec]], out_dir: Path, stem: str,
                 seed_text: str, name: str) -> Dict[str, str]:
     """Build ``blocks`` as one model and write ``stem.nnp`` and ``stem.onnx`` to ``out_dir``."""
-    x, y = build_graph(blocks, seed_text)
+    xs, y = build_graph(blocks, seed_text)
     nnp = out_dir / f"{stem}.nnp"
     onnx_file = out_dir / f"{stem}.onnx"
-    save_nnp(nnp, x, y, name)
+    save_nnp(nnp, xs, y, name)
     export_onnx(nnp, onnx_file)
     return {"nnp": nnp.name, "onnx": onnx_file.name, "output_shape": list(y.shape)}
 

@@ -92,7 +92,7 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
                   table_key: str = "Layers Time", table_stat: str = "Median_Time", robust: bool = False,
                   folds: int = 5, seed: int = 0, runtimes: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Fit per runtime and write ``out`` (estimator.py) plus report.json/report.png beside it."""
-    from profiler.fit.codegen import write_estimator
+    from profiler.fit.codegen import write_estimator, write_nnabla_nas_adapter
     from profiler.fit.models import fit_runtimes
     from profiler.fit.report import write_report
     from profiler.table.latency import LatencyTable
@@ -113,7 +113,9 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
     prov = provenance(table, table_path, {"granularity": inputs.granularity, "measured_key": key,
                                           "measured_stat": stat, "heldout": accuracy})
     write_estimator(out, values, coefs, table_key, table_stat, prov)
-    return {"report": report, "files": {"estimator": out, **files}, "missing": inputs.missing}
+    adapter = write_nnabla_nas_adapter(out)
+    return {"report": report, "files": {"estimator": out, "nnabla_nas_estimator": adapter, **files},
+            "missing": inputs.missing}
 
 
 def _has(table: Any, uid: str, rt: str, key: str, stat: str) -> bool:

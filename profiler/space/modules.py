@@ -7,15 +7,20 @@ and brackets for tuples, e.g.::
     Conv[in_channels=192,out_channels=192,kernel=[5,5],stride=[1,1],pad=[2,2],dilation=None,
          base_axis=1,group=192,with_bias=False,fix_parameters=False,channel_last=False][[1,192,16,16]]
 
-(one line, no spaces). Attributes are canonicalised before formatting, so equivalent
-configurations (``pad=None`` and ``pad=(0,0)``) give one UID.
+(one line, no spaces). Leaf UIDs are exactly what nnabla-nas 0.15's modules print
+(``str(module) + str(input_shapes)``, spaces removed, tuples in brackets), quirks included:
+a 1x1 *projection* convolution prints ``pad=None`` while the 1x1 *expansion* convolution
+(built through ``ConvBNReLU``) prints ``pad=[0,0]``, so the same computation has two leaf
+UIDs, as in tables made with nnabla-nas; ``Linear`` prints ``bias=True``; a residual block's
+add is an ``Add2`` leaf with two input shapes. Block UIDs are this project's own and
+canonical (scalars become pairs).
 
 Two granularities are offered (see docs/design.md):
 
 * ``block`` (default): a whole block is one module: ``ConvBNReLU``, ``InvertedResidual``
   (with its residual add), ``GlobalAvgPool``, ``Linear``.
-* ``leaf``: the original profiler's leaf layers: ``Conv``, ``BatchNormalization``,
-  ``ReLU6``, ``GlobalAvgPool``, ``Linear``. Residual adds are not modules at this level.
+* ``leaf``: nnabla-nas's (and the original profiler's) leaf layers: ``Conv``,
+  ``BatchNormalization``, ``ReLU6``, ``Add2`` (residual adds), ``GlobalAvgPool``, ``Linear``.
 """
 
 from __future__ import annotations
@@ -71,7 +76,8 @@ class ModuleSpec:
         return self.name
 
     def leaves(self) -> List["ModuleSpec"]:
-        """The leaf layers this module runs (itself when it is a leaf)."""
+        """The leaf layers this module runs (itself when it is a leaf), in nnabla-nas's
+        module order (a residual block's ``Add2`` first)."""
         return leaves_of(self)
 
 
@@ -87,6 +93,12 @@ def file_stem(uid: str) -> str:
 def _pair(v: Any) -> Tuple[int, int]:
     if v is None:
         return (0, 0)
+    return _pair_or_none(v)
+
+
+def _pair_or_none(v: Any) -> Optional[Tuple[int, int]]:
+    if v is None:
+        return None
     if isinstance(v, int):
         return (v, v)
     return (int(v[0]), int(v[1]))
@@ -94,9 +106,10 @@ def _pair(v: Any) -> Tuple[int, int]:
 
 def conv(in_ch: int, out_ch: int, kernel: int, stride: int, shape: Shape,
          pad: Any = None, group: int = 1, with_bias: bool = False) -> ModuleSpec:
-    """A convolution leaf; ``pad=None`` is normalised to ``[0,0]``."""
+    """A convolution leaf. ``pad`` is kept as given (``None`` prints ``pad=None``, as
+    nnabla-nas's ``Mo.Conv`` does when built without a pad); ints become pairs."""
     attrs = (("in_channels", in_ch), ("out_channels", out_ch), ("kernel", _pair(kernel)),
-             ("stride", _pair(stride)), ("pad", _pair(pad)), ("dilation", None),
+             ("stride", _pair(stride)), ("pad", _pair_or_none(pad)), ("dilation", None),
              ("base_axis", 1), ("group", group), ("with_bias", with_bias),
              ("fix_parameters", False), ("channel_last", False))
     return ModuleSpec("Conv", attrs, (tuple(shape),))
@@ -116,9 +129,15 @@ def global_avg_pool(shape: Shape) -> ModuleSpec:
 
 
 def linear(in_features: int, out_features: int, shape: Shape) -> ModuleSpec:
+    """nnabla-nas's ``Mo.Linear`` prints ``in_features, out_features, base_axis, bias``."""
     attrs = (("in_features", in_features), ("out_features", out_features), ("base_axis", 1),
-             ("with_bias", True), ("fix_parameters", False))
+             ("bias", True))
     return ModuleSpec("Linear", attrs, (tuple(shape),))
+
+
+def add2(shape: Shape) -> ModuleSpec:
+    """A residual add (nnabla-nas's ``Mo.Add2``): two inputs of one shape, no attributes."""
+    return ModuleSpec("Add2", (), (tuple(shape), tuple(shape)))
 
 
 def conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int, shape: Shape,
@@ -148,7 +167,7 @@ def _conv_out(shape: Shape, out_ch: int, kernel: Tuple[int, int], stride: Tuple[
 
 def output_shape(spec: ModuleSpec) -> Shape:
     shape = spec.input_shape
-    if spec.name in ("BatchNormalization", "ReLU6"):
+    if spec.name in ("BatchNormalization", "ReLU6", "Add2"):
         return shape
     if spec.name == "GlobalAvgPool":
         return (shape[0], shape[1], 1, 1)
@@ -156,7 +175,7 @@ def output_shape(spec: ModuleSpec) -> Shape:
         return (shape[0], spec.attr("out_features"))
     if spec.name in ("Conv", "ConvBNReLU"):
         return _conv_out(shape, spec.attr("out_channels"), spec.attr("kernel"),
-                         spec.attr("stride"), spec.attr("pad"))
+                         spec.attr("stride"), _pair(spec.attr("pad")))
     if spec.name == "InvertedResidual":
         k = spec.attr("kernel")
         return _conv_out(shape, spec.attr("out_channels"), k, spec.attr("stride"),
@@ -183,8 +202,12 @@ def leaves_of(spec: ModuleSpec) -> List[ModuleSpec]:
         dw = conv_bn_relu(hidden, hidden, k[0], s[0], shape, group=hidden)
         result += dw.leaves()
         shape = dw.output_shape
-        proj = conv(hidden, cout, 1, 1, shape)
+        proj = conv(hidden, cout, 1, 1, shape, pad=None)   # nnabla-nas builds it without pad
         result += [proj, batch_norm(cout, proj.output_shape)]
+        if spec.attr("residual"):
+            # first, as in nnabla-nas's module order (its InvertedResidual registers the
+            # Add2 before the convolutions); it runs last, on the block's input and output
+            result.insert(0, add2(proj.output_shape))
         return result
     return [spec]
 
@@ -200,8 +223,6 @@ def cost(spec: ModuleSpec) -> Dict[str, int]:
         for leaf in spec.leaves():
             for k, v in cost(leaf).items():
                 total[k] += v
-        if spec.name == "InvertedResidual" and spec.attr("residual"):
-            total["flops"] += _numel(spec.output_shape)
         return total
     shape = spec.input_shape
     out = spec.output_shape
@@ -213,7 +234,7 @@ def cost(spec: ModuleSpec) -> Dict[str, int]:
         return {"params": params, "macs": macs, "flops": 2 * macs}
     if spec.name == "BatchNormalization":
         return {"params": 4 * spec.attr("n_features"), "macs": 0, "flops": 2 * _numel(shape)}
-    if spec.name in ("ReLU6", "GlobalAvgPool"):
+    if spec.name in ("ReLU6", "GlobalAvgPool", "Add2"):
         return {"params": 0, "macs": 0, "flops": _numel(shape)}
     if spec.name == "Linear":
         fin, fout = spec.attr("in_features"), spec.attr("out_features")

@@ -224,3 +224,16 @@ def convert(doc: Any, source: str) -> Dict[str, Any]:
         "layers": layers,
     }
 
+
+
+
+def convert_file(path: Any) -> Dict[str, Any]:
+    """Read the nnabla-nas config ``path`` and return our (validated) search-space document."""
+    from profiler.space.searchspace import parse_document, read_document
+    doc, _, converted = read_document(path)     # converts an nnabla-nas config
+    if not converted:
+        raise NnasConfigError(f"{path}: network: not an nnabla-nas config (expected "
+                              "network/search_space or network/<search space>)"
+                              + ("; it is already a profiler search space" if "layers" in doc else ""))
+    parse_document(doc, str(path))              # schema + semantic checks of the result
+    return doc

@@ -149,8 +149,11 @@ def parse_document(doc: Dict[str, Any], source: str, sha256: str = "") -> Search
     return SearchSpace(doc["name"], (c, h, w), tuple(layers), source, sha256)
 
 
-def load_space(path: Union[str, Path]) -> SearchSpace:
-    """Read and validate a search-space JSON file."""
+def read_document(path: Union[str, Path]) -> Tuple[Dict[str, Any], bytes, bool]:
+    """The JSON document of ``path`` (a search space, or an nnabla-nas config converted to
+    one, see :mod:`profiler.space.nnabla_nas`), the file's bytes, and whether it was
+    converted."""
+    from profiler.space.nnabla_nas import convert, is_nnabla_nas_config
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -163,4 +166,12 @@ def load_space(path: Union[str, Path]) -> SearchSpace:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         where = f"line {e.lineno} column {e.colno}: " if isinstance(e, json.JSONDecodeError) else ""
         raise SpaceError(f"{p}: not valid JSON: {where}{getattr(e, 'msg', e)}") from None
-    return parse_document(doc, str(p), hashlib.sha256(data).hexdigest())
+    if is_nnabla_nas_config(doc):
+        return convert(doc, str(p)), data, True
+    return doc, data, False
+
+
+def load_space(path: Union[str, Path]) -> SearchSpace:
+    """Read and validate a search-space JSON file (ours, or an nnabla-nas search config)."""
+    doc, data, _ = read_document(path)
+    return parse_document(doc, str(path), hashlib.sha256(data).hexdigest())

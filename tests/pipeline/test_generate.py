@@ -24,7 +24,7 @@ def _kind(entry: dict) -> str:
     if entry["name"] == "InvertedResidual":
         return f"IR(e1={attrs['expand_ratio'] == 1},res={attrs['residual']},s={attrs['stride'][0]})"
     if entry["name"] == "Conv":
-        return f"Conv(dw={attrs['group'] > 1},k={attrs['kernel'][0]})"
+        return f"Conv(dw={attrs['group'] > 1},k={attrs['kernel'][0]},pad={attrs['pad'] is not None})"
     return entry["name"]
 
 
@@ -33,13 +33,18 @@ def _run_both(doc: dict, entry: dict) -> tuple:
     from profiler.models.build import _nnabla, _quiet
     _nnabla()
     from nnabla.utils.nnp_graph import NnpLoader
-    x = np.random.RandomState(0).uniform(-1, 1, entry["input_shapes"][0]).astype(np.float32)
+    rng = np.random.RandomState(0)
+    xs = {f"x{i}": rng.uniform(-1, 1, shape).astype(np.float32)
+          for i, shape in enumerate(entry["input_shapes"])}     # Add2 leaves have two inputs
     sess = ort.InferenceSession(str(entry_file(doc, entry, "onnx")), providers=["CPUExecutionProvider"])
-    y_ort = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    assert sorted(i.name for i in sess.get_inputs()) == sorted(xs)
+    y_ort = sess.run(None, xs)[0]
     with _quiet():
         nnp = NnpLoader(str(entry_file(doc, entry, "nnp")))
         net = nnp.get_network(nnp.get_network_names()[0], batch_size=1)
-    net.inputs["x0"].d = x
+    assert sorted(net.inputs) == sorted(xs)
+    for name, x in xs.items():
+        net.inputs[name].d = x
     y = net.outputs["y"]
     y.forward()
     return y_ort, y.d.copy()
@@ -51,7 +56,9 @@ def test_onnx_and_nnabla_agree_for_every_module_type(fixture, request):
     reps = {}
     for e in doc["entries"]:
         reps.setdefault(_kind(e), e)
-    assert len(reps) >= (7 if fixture == "cifar_blocks" else 9), sorted(reps)
+    assert len(reps) >= (7 if fixture == "cifar_blocks" else 10), sorted(reps)
+    if fixture == "cifar_leaves":
+        assert {"Add2", "Linear", "Conv(dw=False,k=1,pad=False)", "Conv(dw=False,k=1,pad=True)"} <= set(reps)
     for kind, e in sorted(reps.items()):
         y_ort, y_nn = _run_both(doc, e)
         assert y_ort.shape == tuple(e["output_shape"]) or y_ort.size == np.prod(e["output_shape"]), kind
@@ -74,16 +81,20 @@ def test_manifest_lists_every_unique_module(cifar_blocks):
         assert e["macs"] >= 0 and e["flops"] >= e["macs"] and e["params"] >= 0
         assert e["op_type"]
     irs = [e for e in doc["entries"] if e["name"] == "InvertedResidual"]
-    assert all(len(e["leaves"]) in (5, 8) for e in irs)
+    # MB1 (dw, bn, relu, project, bn), MBe without / with the residual Add2 leaf
+    assert {len(e["leaves"]) for e in irs} == {5, 8, 9}
+    assert all((len(e["leaves"]) == 9) == e["attrs"]["residual"] for e in irs)
 
 
 def test_onnx_files_are_checker_clean_with_opset_13(cifar_leaves):
     doc = read_manifest(cifar_leaves)
-    for e in doc["entries"][:25]:
+    entries = doc["entries"][:25] + [e for e in doc["entries"][25:] if e["name"] == "Add2"][:1]
+    assert any(e["name"] == "Add2" for e in entries)
+    for e in entries:
         model = onnx.load(str(entry_file(doc, e, "onnx")))
         onnx.checker.check_model(model, full_check=True)
         assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [13]
-        assert [i.name for i in model.graph.input] == ["x0"]
+        assert [i.name for i in model.graph.input] == [f"x{i}" for i in range(len(e["input_shapes"]))]
 
 
 def test_generation_is_deterministic_and_leaves_foreign_files(tmp_path, cifar_blocks):

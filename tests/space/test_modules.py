@@ -39,13 +39,18 @@ def test_cifar_unique_block_count_matches_independent_count():
 
 
 def test_cifar_unique_leaf_count_matches_independent_count():
-    """Leaves counted from first principles: conv/bn/relu keyed by their real parameters."""
-    convs, bns, relus = set(), set(), set()
+    """Leaves counted from first principles: conv/bn/relu/add keyed by their real parameters.
+
+    A conv is (cin, cout, kernel, stride, group, input size, pad kind): nnabla-nas builds
+    1x1 projections without a pad (``pad=None``) and everything else with one, so a 1x1
+    expansion and a 1x1 projection never share a leaf. Residual adds are keyed by shape.
+    """
+    convs, bns, relus, adds = set(), set(), set(), set()
     # stem 3->32 s2 on 32x32
-    convs.add((3, 32, 3, 2, 1, 32)); bns.add((32, 16)); relus.add((32, 16))
-    # MB1: dw 32 k3 s1 on 16, project 32->16
-    convs.add((32, 32, 3, 1, 32, 16)); bns.add((32, 16)); relus.add((32, 16))
-    convs.add((32, 16, 1, 1, 1, 16)); bns.add((16, 16))
+    convs.add((3, 32, 3, 2, 1, 32, "pad")); bns.add((32, 16)); relus.add((32, 16))
+    # MB1: dw 32 k3 s1 on 16, project 32->16 (no residual: 32 != 16)
+    convs.add((32, 32, 3, 1, 32, 16, "pad")); bns.add((32, 16)); relus.add((32, 16))
+    convs.add((32, 16, 1, 1, 1, 16, None)); bns.add((16, 16))
     c_in, h = 16, 16
     for cout, n, s in [(24, 4, 1), (32, 4, 1), (64, 4, 2), (96, 4, 1), (160, 4, 2), (320, 1, 1)]:
         for b in range(n):
@@ -53,16 +58,22 @@ def test_cifar_unique_leaf_count_matches_independent_count():
             oh = -(-h // stride)
             for e in (3, 6):
                 hid = c_in * e
-                convs.add((c_in, hid, 1, 1, 1, h)); bns.add((hid, h)); relus.add((hid, h))
+                convs.add((c_in, hid, 1, 1, 1, h, "pad")); bns.add((hid, h)); relus.add((hid, h))
                 for k in (3, 5, 7):
-                    convs.add((hid, hid, k, stride, hid, h)); bns.add((hid, oh)); relus.add((hid, oh))
-                convs.add((hid, cout, 1, 1, 1, oh)); bns.add((cout, oh))
+                    convs.add((hid, hid, k, stride, hid, h, "pad")); bns.add((hid, oh)); relus.add((hid, oh))
+                convs.add((hid, cout, 1, 1, 1, oh, None)); bns.add((cout, oh))
+            if stride == 1 and c_in == cout:
+                adds.add((cout, oh))
             c_in, h = cout, oh
-    convs.add((320, 1280, 1, 1, 1, 4)); bns.add((1280, 4)); relus.add((1280, 4))
-    expected = len(convs) + len(bns) + len(relus) + 2  # + GlobalAvgPool + Linear
+    convs.add((320, 1280, 1, 1, 1, 4, "pad")); bns.add((1280, 4)); relus.add((1280, 4))
+    expected = len(convs) + len(bns) + len(relus) + len(adds) + 2  # + GlobalAvgPool + Linear
     leaves = A.candidate_modules(load_space(CIFAR), "leaf")
     assert len(leaves) == expected
     assert sum(m.name == "Conv" for m in leaves) == len(convs)
+    assert sum(m.name == "Add2" for m in leaves) == len(adds)
+    pads = [m.attr("pad") for m in leaves if m.name == "Conv" and m.attr("kernel") == (1, 1)]
+    assert pads.count(None) == sum(1 for c in convs if c[-1] is None)
+    assert pads.count((0, 0)) == sum(1 for c in convs if c[2] == 1 and c[-1] == "pad")
 
 
 def test_seed_uid_reproduced_exactly():
@@ -81,12 +92,18 @@ def test_uid_format_for_every_module_of_both_spaces():
                 assert " " not in m.uid and "(" not in m.uid and ")" not in m.uid
 
 
-def test_equivalent_pad_gives_one_uid():
+def test_conv_pad_prints_as_nnabla_nas_prints_it():
+    """nnabla-nas's Mo.Conv prints the pad it was given: None and [0,0] are two UIDs."""
     a = M.conv(16, 32, 1, 1, (1, 16, 8, 8), pad=None)
     b = M.conv(16, 32, 1, 1, (1, 16, 8, 8), pad=(0, 0))
-    c = M.conv(16, 32, 1, 1, (1, 16, 8, 8), pad=[0, 0])
-    assert a.uid == b.uid == c.uid
-    assert "pad=[0,0]" in a.uid
+    c = M.conv(16, 32, 1, 1, (1, 16, 8, 8), pad=0)
+    assert "pad=None" in a.uid and "pad=[0,0]" in b.uid and b.uid == c.uid
+    assert a.uid != b.uid and a.output_shape == b.output_shape == (1, 32, 8, 8)
+    ir = M.inverted_residual(16, 24, 3, 1, 6, (1, 16, 8, 8))
+    convs = [leaf for leaf in ir.leaves() if leaf.name == "Conv"]
+    assert [cv.attr("pad") for cv in convs] == [(0, 0), (1, 1), None]   # expand, dw, project
+    lin = M.linear(1280, 10, (1, 1280, 1, 1))
+    assert lin.uid == "Linear[in_features=1280,out_features=10,base_axis=1,bias=True][[1,1280,1,1]]"
 
 
 def test_uids_are_stable_across_loads():
@@ -106,8 +123,9 @@ def test_file_stem_is_safe_and_distinct():
 def test_block_leaves_and_cost():
     ir = M.inverted_residual(32, 32, 5, 1, 6, (1, 32, 8, 8))
     names = [leaf.name for leaf in ir.leaves()]
-    assert names == ["Conv", "BatchNormalization", "ReLU6", "Conv", "BatchNormalization", "ReLU6",
-                     "Conv", "BatchNormalization"]
+    assert names == ["Add2", "Conv", "BatchNormalization", "ReLU6", "Conv", "BatchNormalization",
+                     "ReLU6", "Conv", "BatchNormalization"]
+    assert ir.leaves()[0].uid == "Add2[][[1,32,8,8],[1,32,8,8]]"
     assert ir.attr("residual") is True
     assert ir.output_shape == (1, 32, 8, 8)
     c = M.cost(ir)

@@ -28,13 +28,9 @@ from profiler.space.searchspace import parse_document  # noqa: E402
 
 
 def to_ours(uid: str):
-    """nnabla-nas leaf UID -> our leaf UID, or None where we have no such leaf."""
-    if uid.startswith("Add2["):
-        return None
-    if uid.startswith("Conv[") and ",pad=None," in uid:
-        return uid.replace(",pad=None,", ",pad=[0,0],", 1)
-    if uid.startswith("Linear["):
-        return uid.replace(",bias=True]", ",with_bias=True,fix_parameters=False]", 1)
+    """nnabla-nas leaf UID -> our leaf UID. Since issue 15 our leaf UIDs are nnabla-nas's
+    exactly (projection ``pad=None``, ``Linear[..,bias=True]``, ``Add2`` leaves), so this is
+    the identity; it was a rewrite rule while they differed."""
     return uid
 
 
