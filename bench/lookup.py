@@ -57,8 +57,12 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "estimator_bench.py"
-        values = {RT: {u: data[u][RT]["Layers Time"]["Avg_Time"] for u in uids}}
-        write_estimator(path, values, {RT: (1.0, 0.0)}, "Layers Time", "Avg_Time", {"device": "bench"})
+        from profiler.fit.calibration import Calibration
+        from profiler.fit.codegen import describe_space
+        cal = Calibration("scale-bias", 0.0, {u: data[u][RT]["Layers Time"]["Avg_Time"] for u in uids},
+                          {"scale": 1.0, "bias": 0.0})
+        write_estimator(path, {RT: cal}, "Layers Time", "Avg_Time", {"device": "bench"},
+                        describe_space(space, "block"))
         spec = importlib.util.spec_from_file_location("estimator_bench", path)
         est = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(est)
