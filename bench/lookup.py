@@ -61,7 +61,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "estimator_bench.py"
         from profiler.fit.calibration import Calibration
-        from profiler.fit.codegen import describe_space
+        from profiler.pipeline.fit import describe_space
         cal = Calibration("scale-bias", 0.0, {u: data[u][RT]["Layers Time"]["Avg_Time"] for u in uids},
                           {"scale": 1.0, "bias": 0.0})
         write_estimator(path, {RT: cal}, "Layers Time", "Avg_Time", {"device": "bench"},

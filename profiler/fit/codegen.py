@@ -3,7 +3,7 @@
 The generated file embeds, per runtime, a :class:`~profiler.fit.calibration.Calibration`:
 ``const`` and one calibrated contribution per ModuleUID (one tuple of ModuleUIDs plus one
 tuple of values per runtime, so a 10k-module table stays compact), and the search space
-(:func:`describe_space`: choice blocks, candidate labels, fixed blocks, and the module UIDs of
+(:func:`profiler.pipeline.fit.describe_space`: choice blocks, candidate labels, fixed blocks, and the module UIDs of
 every candidate at the table's granularity), so NAS loops can pass choice indices, labels or
 probabilities; see ``templates/estimator.py.tmpl`` for its API. :func:`write_estimator`
 executes the rendered source in a fresh namespace and checks it against the Python-side
@@ -90,41 +90,6 @@ def _fmt(v: Any, spec: str, suffix: str = "") -> str:
         return format(float(v), spec) + suffix
     except (TypeError, ValueError):
         return "n/a"
-
-
-# --- the search space ---------------------------------------------------------------------
-
-def describe_space(space: Any, granularity: str = "block") -> Dict[str, Any]:
-    """What the estimator needs of a :class:`~profiler.space.searchspace.SearchSpace` (plain JSON).
-
-    ``positions``: one entry per choice block (index, block = place in the network, stage =
-    index of its stage in the space's ``layers``, stride, input shape, out_channels, skip,
-    ``labels`` as in the rest of the project (``MB6_k5``; ``skip`` last when allowed) and
-    ``modules``: per label the UIDs at ``granularity`` (skip: none)); ``fixed``: the fixed blocks
-    (block, label, modules).
-    """
-    from profiler.space import arch as A
-    from profiler.space import modules as M
-    from profiler.space.searchspace import ChoiceStage
-
-    pos = A.positions(space)
-    stages: List[int] = []
-    for li, layer in enumerate(space.layers):
-        stages.extend([li] * (layer.blocks if isinstance(layer, ChoiceStage) else 1))
-    positions, fixed = [], []
-    for p, stage in zip(pos, stages):
-        if not p.choice:
-            fixed.append({"block": p.index, "label": p.labels[0],
-                          "modules": M.module_uids([p.options[0]], granularity)})
-            continue
-        first = p.options[0]
-        labels = [p.label(j) for j in range(p.n_choices)]
-        positions.append({"index": len(positions), "block": p.index, "stage": stage,
-                          "stride": int(first.attr("stride")[0]), "shape": list(first.input_shape),
-                          "out_channels": int(first.attr("out_channels")), "skip": p.skip, "labels": labels,
-                          "modules": [M.module_uids([p.block(j)], granularity) for j in range(p.n_choices)]})
-    return {"name": space.name, "sha256": space.sha256, "granularity": granularity,
-            "positions": positions, "fixed": fixed}
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -338,7 +303,7 @@ def render_estimator(calibrations: Mapping[str, Calibration], key: str, stat: st
     ``RUNTIMES``); ``key``/``stat`` name the look-ups the contributions were computed from;
     ``provenance`` (device, sdk, date, table, table_sha256, profiler_version,
     heldout={runtime: metrics}, ...) goes into the header docstring and ``PROVENANCE``;
-    ``space`` is :func:`describe_space`'s output (without it only the UID API works).
+    ``space`` is :func:`profiler.pipeline.fit.describe_space`'s output (without it only the UID API works).
     """
     runtimes, cals = _check(calibrations, key, stat)
     prov = _json_safe(dict(provenance or {}))

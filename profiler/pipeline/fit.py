@@ -135,7 +135,6 @@ def scale_bias_calibration(scale: float, bias: float, table: Any, rt: str, key: 
 def sampled_space(sampled: Path, info: Dict[str, Any], granularity: str) -> Dict[str, Any]:
     """The space the networks were sampled from, described for the estimator (its sha256 checked)."""
     from profiler.errors import SpaceError
-    from profiler.fit.codegen import describe_space
     from profiler.space.searchspace import load_space
     path = info.get("path")
     if not path:
@@ -148,3 +147,36 @@ def sampled_space(sampled: Path, info: Dict[str, Any], granularity: str) -> Dict
         raise FitError(f"{sampled}: search space {path} changed since sampling (sha256 {space.sha256[:12]}, "
                        f"manifest {str(info['sha256'])[:12]}); restore it or re-run 'profiler sample'")
     return describe_space(space, granularity)
+
+
+def describe_space(space: Any, granularity: str = "block") -> Dict[str, Any]:
+    """What the estimator needs of a :class:`~profiler.space.searchspace.SearchSpace` (plain JSON).
+
+    ``positions``: one entry per choice block (index, block = place in the network, stage =
+    index of its stage in the space's ``layers``, stride, input shape, out_channels, skip,
+    ``labels`` as in the rest of the project (``MB6_k5``; ``skip`` last when allowed) and
+    ``modules``: per label the UIDs at ``granularity`` (skip: none)); ``fixed``: the fixed blocks
+    (block, label, modules).
+    """
+    from profiler.space import arch as A
+    from profiler.space import modules as M
+    from profiler.space.searchspace import ChoiceStage
+
+    pos = A.positions(space)
+    stages: List[int] = []
+    for li, layer in enumerate(space.layers):
+        stages.extend([li] * (layer.blocks if isinstance(layer, ChoiceStage) else 1))
+    positions, fixed = [], []
+    for p, stage in zip(pos, stages):
+        if not p.choice:
+            fixed.append({"block": p.index, "label": p.labels[0],
+                          "modules": M.module_uids([p.options[0]], granularity)})
+            continue
+        first = p.options[0]
+        labels = [p.label(j) for j in range(p.n_choices)]
+        positions.append({"index": len(positions), "block": p.index, "stage": stage,
+                          "stride": int(first.attr("stride")[0]), "shape": list(first.input_shape),
+                          "out_channels": int(first.attr("out_channels")), "skip": p.skip, "labels": labels,
+                          "modules": [M.module_uids([p.block(j)], granularity) for j in range(p.n_choices)]})
+    return {"name": space.name, "sha256": space.sha256, "granularity": granularity,
+            "positions": positions, "fixed": fixed}

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from profiler.fit.calibration import Calibration
-from profiler.fit.codegen import _modules_of, describe_space, load_source, write_estimator
+from profiler.fit.codegen import _modules_of, load_source, write_estimator
+from profiler.pipeline.fit import describe_space
 from profiler.space import arch as A
 from profiler.space import modules as M
 from profiler.space.searchspace import load_space
