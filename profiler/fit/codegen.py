@@ -1,12 +1,13 @@
 """Render the standalone ``estimator.py`` a NAS loop imports (standard library only).
 
-The generated file embeds the look-up values of the fitted table key/stat (one tuple of
-ModuleUIDs plus one tuple of values per runtime, so a 10k-module table stays compact) and
-the per-runtime scale and bias; see ``templates/estimator.py.tmpl`` for its API
-(``estimate``, ``estimate_accum``, ``accumulate``, ``load_table``, ``LatencyRegularizer``,
-a CLI). :func:`write_estimator` executes the rendered source in a fresh namespace and
-checks its look-ups and coefficients against the inputs before writing it atomically, so a
-broken estimator never lands on disk (the original profiler's crashed on first use).
+The generated file embeds, per runtime, a :class:`~profiler.fit.calibration.Calibration`:
+``const`` and one calibrated contribution per ModuleUID (one tuple of ModuleUIDs plus one
+tuple of values per runtime, so a 10k-module table stays compact), and the search space
+(:func:`profiler.pipeline.fit.describe_space`: choice blocks, candidate labels, fixed blocks, and the module UIDs of
+every candidate at the table's granularity), so NAS loops can pass choice indices, labels or
+probabilities; see ``templates/estimator.py.tmpl`` for its API. :func:`write_estimator`
+executes the rendered source in a fresh namespace and checks it against the Python-side
+numbers before writing it atomically, so a broken estimator never lands on disk.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from profiler.errors import FitError, TableError
+from profiler.fit.calibration import Calibration
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "estimator.py.tmpl"
 NNABLA_NAS_TEMPLATE = TEMPLATE.with_name("nnabla_nas_estimator.py.tmpl")
@@ -94,70 +96,80 @@ def _fmt(v: Any, spec: str, suffix: str = "") -> str:
 
 # --- validation ---------------------------------------------------------------------------
 
-def _check(table_values: Mapping[str, Mapping[str, float]], coefs: Mapping[str, Tuple[float, float]],
-           key: str, stat: str) -> Tuple[List[str], Dict[str, Tuple[float, float]], Dict[str, Dict[str, float]]]:
-    if not coefs:
+def _check(calibrations: Mapping[str, Calibration], key: str, stat: str) -> Tuple[List[str], Dict[str, Calibration]]:
+    if not calibrations:
         raise FitError("no fitted runtime to write an estimator for")
     if not (isinstance(key, str) and isinstance(stat, str)):
         raise TypeError("key and stat must be strings")
-    runtimes = [str(rt) for rt in coefs]
-    clean_coefs: Dict[str, Tuple[float, float]] = {}
-    values: Dict[str, Dict[str, float]] = {}
+    runtimes = [str(rt) for rt in calibrations]
+    clean: Dict[str, Calibration] = {}
     for rt in runtimes:
+        cal = calibrations[rt]
         try:
-            scale, bias = (float(c) for c in coefs[rt])
+            const = float(cal.const)
         except (TypeError, ValueError):
-            raise FitError(f"{rt}: coefficients must be (scale, bias) numbers, got {coefs[rt]!r}") from None
-        if not (math.isfinite(scale) and math.isfinite(bias)):
-            raise FitError(f"{rt}: non-finite scale/bias ({scale!r}, {bias!r})")
-        clean_coefs[rt] = (scale, bias)
-        if rt not in table_values:
-            raise TableError(f"runtime {rt} has coefficients but no look-up values")
+            raise FitError(f"{rt}: the calibration constant must be a number, got {cal.const!r}") from None
+        if not math.isfinite(const):
+            raise FitError(f"{rt}: non-finite calibration constant {const!r}")
         per: Dict[str, float] = {}
-        for uid, v in table_values[rt].items():
+        for uid, v in cal.contrib.items():
             if not isinstance(uid, str):
                 raise TableError(f"{rt}: ModuleUIDs must be strings, got {uid!r}")
             fv = float(v)
             if not math.isfinite(fv):
-                raise TableError(f"{rt}: look-up value of {uid} is {fv!r}; a table value must be finite")
+                raise TableError(f"{rt}: the contribution of {uid} is {fv!r}; it must be finite")
             per[uid] = fv
         if not per:
-            raise TableError(f"runtime {rt} has no look-up values ({key}/{stat})")
-        values[rt] = per
-    return runtimes, clean_coefs, values
+            raise TableError(f"runtime {rt} has no module contributions ({key}/{stat})")
+        params = dict(cal.params)
+        if "scale" in params or "bias" in params:
+            for k in ("scale", "bias"):
+                if not isinstance(params.get(k), (int, float)) or not math.isfinite(float(params[k])):
+                    raise FitError(f"{rt}: non-finite or missing {k} in the calibration ({params.get(k)!r})")
+        clean[rt] = Calibration(str(cal.model), const, per, params)
+    return runtimes, clean
 
 
-def embedded_sha256(values: Mapping[str, Mapping[str, float]]) -> str:
-    """sha256 of the canonical JSON of ``{runtime: {uid: us}}`` (as the generated file computes it)."""
-    text = json.dumps({rt: dict(v) for rt, v in values.items()}, sort_keys=True, separators=(",", ":"))
+def _linear(cal: Calibration) -> Optional[Tuple[float, float]]:
+    """(scale, bias) when the calibration is ``scale * look-up`` per module plus ``bias``."""
+    if cal.model == "scale-bias" and "scale" in cal.params and "bias" in cal.params:
+        return float(cal.params["scale"]), float(cal.params["bias"])
+    return None
+
+
+def embedded_sha256(calibrations: Mapping[str, Calibration]) -> str:
+    """sha256 of the canonical JSON of ``{runtime: {"const": c, "contrib": {uid: us}}}`` (as the file computes it)."""
+    doc = {rt: {"const": float(c.const), "contrib": dict(c.contrib)} for rt, c in calibrations.items()}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --- rendering ----------------------------------------------------------------------------
 
-def _docstring(runtimes: Sequence[str], coefs: Mapping[str, Tuple[float, float]], key: str, stat: str,
-               n_uids: int, provenance: Mapping[str, Any], sha: str) -> str:
+def _docstring(runtimes: Sequence[str], cals: Mapping[str, Calibration], key: str, stat: str,
+               n_uids: int, provenance: Mapping[str, Any], sha: str, space: Optional[Mapping[str, Any]]) -> str:
     heldout = provenance.get("heldout") if isinstance(provenance.get("heldout"), Mapping) else {}
     device = provenance.get("device") or "unknown device"
     L: List[str] = [
         f"Latency estimator for {_doc_text(device)}, generated by profiler "
         f"{_doc_text(provenance.get('profiler_version', 'unknown'))}.",
         "",
-        "Predicts the whole-network latency, in microseconds (us), of a network given as the list",
-        "of its ModuleUIDs, on one runtime:",
+        "Predicts the whole-network latency, in microseconds (us; unit=\"ms\" for milliseconds), of a",
+        "network on one runtime, from a calibration fitted on sampled networks (look-ups of",
+        f"{_doc_text(repr(key))}/{_doc_text(repr(stat))} vs measured latency), written as",
         "",
-        f"    estimate_us = scale[runtime] * sum(table[uid][runtime][{_doc_text(repr(key))}][{_doc_text(repr(stat))}])"
-        " + bias[runtime]",
+        "    estimate_us = max(0, CONST[runtime] + sum(contribution[runtime][uid] for each module))",
         "",
-        "scale and bias were fitted per runtime on sampled networks (accumulated look-ups vs",
-        "measured latency); accuracy is held-out (every network predicted by a model fitted",
-        "without it).",
+        "(for scale-bias: contribution = scale * look-up, CONST = bias). Accuracy is held-out (every",
+        "network predicted by a model fitted without it).",
         "",
     ]
-    rows = [("runtime", "scale", "bias (us)", "n", "held-out MAPE", "within +-10%", "Spearman")]
+    rows = [("runtime", "model", "const (us)", "n", "held-out MAPE", "within +-10%", "Spearman")]
     for rt in runtimes:
         m = heldout.get(rt) if isinstance(heldout.get(rt), Mapping) else {}
-        rows.append((_doc_text(rt), repr(coefs[rt][0]), repr(coefs[rt][1]), str(m.get("n", "n/a")),
+        lin = _linear(cals[rt])
+        model = cals[rt].model + (f" (scale {lin[0]!r})" if lin else "")
+        rows.append((_doc_text(rt), _doc_text(model), repr(cals[rt].const), str(m.get("n", "n/a")),
                      _fmt(m.get("mape"), ".2f", " %"), _fmt(None if m.get("within_10") is None
                                                             else 100 * float(m["within_10"]), ".1f", " %"),
                      _fmt(m.get("spearman"), ".4f")))
@@ -175,46 +187,59 @@ def _docstring(runtimes: Sequence[str], coefs: Mapping[str, Tuple[float, float]]
         if k not in shown and k != "heldout" and v not in (None, ""):
             prov_rows.append((k, v))
     prov_rows.append(("embedded values sha256", sha))
-    prov_rows.append(("embedded table", f"{n_uids} modules x {len(runtimes)} runtimes, {key}/{stat}"))
+    prov_rows.append(("embedded values", f"{n_uids} modules x {len(runtimes)} runtimes, {key}/{stat}"))
+    if space:
+        prov_rows.append(("embedded space", f"{space.get('name')}: {len(space['positions'])} choice blocks, "
+                                            f"{len(space['fixed'])} fixed blocks, {space.get('granularity')} modules"))
     width = max(len(_doc_text(label)) for label, _ in prov_rows) + 1
     for label, v in prov_rows:
         text = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
         L.append(f"    {(_doc_text(label) + ':').ljust(width)} {_doc_text(text)}")
     first = runtimes[0]
+    f = _doc_text(repr(first))
     L += [
-        "",
-        "Look-up table: embedded by default. Pass table_path=... (Python) or --table PATH (CLI) to",
-        "look modules up in a table JSON file of the profiler's format instead,",
-        "{uid: {runtime: {key: {stat: us}}}}; the coefficients stay the fitted ones above, so",
-        "only use a table measured the same way.",
         "",
         "Usage (Python 3.8+, standard library only; copy this file anywhere):",
         "",
         "    import estimator",
+        f"    estimator.RUNTIMES                                  # {_doc_text(repr(tuple(runtimes)))}",
+        f"    estimator.estimate(module_uids, {f})",
     ]
-    f = _doc_text(repr(first))
-    usage = [
-        ("estimator.RUNTIMES", _doc_text(repr(tuple(runtimes)))),
-        (f"estimator.estimate(module_uids, {f})", "us"),
-        (f"estimator.estimate_accum(accumulated_us, {f})", "calibrate a sum of look-ups"),
-        (f"estimator.accumulate(module_uids, {f})", "uncalibrated sum of look-ups"),
-    ]
-    width = max(len(code) for code, _ in usage) + 2
-    L += [f"    {code.ljust(width)}# {comment}" for code, comment in usage]
+    if space:
+        n = len(space["positions"])
+        L += [
+            f"    estimator.estimate_choices([0] * {n}, {f})          # one index per choice block into CANDIDATES[i]",
+            f"    estimator.estimate_labels(labels, {f}, unit=\"ms\")   # labels like 'MB6_k5', 'skip'; or {{block: label}}",
+            f"    estimator.estimate_many(int8_array_n_by_{n}, {f})   # numpy path for arrays, a loop for lists",
+            f"    const, matrix = estimator.latency_matrix({f})       # estimate = const + sum(matrix[i][choice_i])",
+            f"    estimator.expected_latency(probs, {f})              # const + sum p*matrix: lists, numpy, torch, nnabla",
+        ]
     L += [
+        f"    estimator.accumulate(module_uids, {f})              # sum of contributions, no constant",
         f"    reg = estimator.LatencyRegularizer({f}, bound_us=2000.0, weight=0.1)",
-        "    reg(module_uids)           # estimated us (fast: one dict look-up per module)",
-        "    reg.penalty(module_uids)   # min(1, bound_us / estimate) ** weight, times the accuracy reward",
+        "    reg(arch)           # estimated us; arch = ModuleUIDs or choice indices",
+        "    reg.penalty(arch)   # min(1, bound_us / estimate) ** weight, times the accuracy reward",
         "",
-        "An unknown ModuleUID raises UnknownModuleError and an unknown runtime UnknownRuntimeError",
-        "(both KeyErrors, naming what is missing).",
+        "Estimates are never negative (floored at 0). An unknown ModuleUID raises UnknownModuleError",
+        "and an unknown runtime UnknownRuntimeError (KeyErrors); a wrong length, out-of-range index,",
+        "unknown label or skip where it is not allowed raises ChoiceError (a ValueError).",
+    ]
+    if any(_linear(cals[rt]) for rt in runtimes):
+        L += [
+            "",
+            "Linear (scale-bias) runtimes also take estimate_accum(accumulated_us, runtime) with an",
+            "uncalibrated sum of look-ups, and table_path=... (Python) / --table PATH (CLI) to look modules",
+            "up in another table JSON file of the profiler's format, {uid: {runtime: {key: {stat: us}}}}.",
+        ]
+    L += [
         "",
-        "Command line (prints the estimate in us; exit status 2 with a one-line error):",
+        "Command line (prints the estimate; exit status 2 with a one-line error):",
         "",
         f"    python estimator.py --uids arch.txt --runtime {_doc_text(first)}    # one ModuleUID per line, - for stdin",
-        f"    python estimator.py --uids arch.txt --runtime {_doc_text(first)} --table table.json",
-        f"    python estimator.py --accum 1234.5 --runtime {_doc_text(first)}",
     ]
+    if space:
+        L.append(f"    python estimator.py --choices 0,3,6,... --runtime {_doc_text(first)} --unit ms")
+    L.append(f"    python estimator.py --accum 1234.5 --runtime {_doc_text(first)}")
     return '"""' + "\n".join(L) + '\n"""'
 
 
@@ -235,34 +260,75 @@ def _values_literal(runtimes: Sequence[str], uids: Sequence[str], values: Mappin
     return "\n".join(out)
 
 
-def render_estimator(table_values: Mapping[str, Mapping[str, float]], coefs: Mapping[str, Tuple[float, float]],
-                     key: str, stat: str, provenance: Optional[Mapping[str, Any]] = None) -> str:
+def _tuple_literal(items: Sequence[str], indent: int = 4) -> str:
+    if not items:
+        return "()"
+    pad = " " * indent
+    return "(\n" + "".join(f"{pad}{it},\n" for it in items) + ")"
+
+
+def _space_fields(space: Optional[Mapping[str, Any]], uids: Sequence[str]) -> Dict[str, str]:
+    if not space:
+        return {"space_name": "None", "granularity": "None", "positions": "()", "candidates": "()",
+                "fixed": "()", "cells": "()", "fixed_cells": "()"}
+    index = {u: i for i, u in enumerate(uids)}
+
+    def cell(mods: Sequence[str]) -> str:
+        missing = [m for m in mods if m not in index]
+        if missing:
+            raise TableError(f"module {missing[0]} of the search space has no calibrated value on any runtime "
+                             f"(was the table measured for this space and granularity?)")
+        return "(" + "".join(f"{index[m]}, " for m in mods).rstrip() + ")"
+
+    pos = space["positions"]
+    keys = ("index", "block", "stage", "stride", "shape", "out_channels", "skip")
+    return {
+        "space_name": ascii(space.get("name")),
+        "granularity": ascii(space.get("granularity")),
+        "positions": _tuple_literal([_literal({k: p[k] for k in keys}).replace("\n", " ").replace("    ", "")
+                                     .replace(", }", "}") for p in pos]),
+        "candidates": _tuple_literal(["(" + "".join(f"{ascii(lab)}, " for lab in p["labels"]).rstrip() + ")"
+                                      for p in pos]),
+        "fixed": _tuple_literal([_literal({"block": f["block"], "label": f["label"]}).replace("\n", " ")
+                                 .replace("    ", "").replace(", }", "}") for f in space["fixed"]]),
+        "cells": _tuple_literal(["(" + " ".join(cell(m) + "," for m in p["modules"]) + ")" for p in pos]),
+        "fixed_cells": _tuple_literal([cell(f["modules"]) for f in space["fixed"]]),
+    }
+
+
+def render_estimator(calibrations: Mapping[str, Calibration], key: str, stat: str,
+                     provenance: Optional[Mapping[str, Any]] = None,
+                     space: Optional[Mapping[str, Any]] = None) -> str:
     """Source of the standalone estimator.
 
-    ``table_values[runtime][uid]`` is the look-up value (us) for ``key``/``stat``;
-    ``coefs[runtime] = (scale, bias)`` (its order is the order of ``RUNTIMES``; runtimes
-    of ``table_values`` without coefficients are left out). ``provenance`` (device, sdk,
-    date, table, table_sha256, profiler_version, heldout={runtime: metrics}, ...) goes
-    into the header docstring and ``PROVENANCE``.
+    ``calibrations[runtime]`` is that runtime's :class:`Calibration` (its order is the order of
+    ``RUNTIMES``); ``key``/``stat`` name the look-ups the contributions were computed from;
+    ``provenance`` (device, sdk, date, table, table_sha256, profiler_version,
+    heldout={runtime: metrics}, ...) goes into the header docstring and ``PROVENANCE``;
+    ``space`` is :func:`profiler.pipeline.fit.describe_space`'s output (without it only the UID API works).
     """
-    runtimes, clean_coefs, values = _check(table_values, coefs, key, stat)
+    runtimes, cals = _check(calibrations, key, stat)
     prov = _json_safe(dict(provenance or {}))
     if "profiler_version" not in prov:
         from profiler import __version__
         prov["profiler_version"] = __version__
-    uids = sorted(set().union(*(values[rt] for rt in runtimes)))
-    sha = embedded_sha256(values)
+    uids = sorted(set().union(*(cals[rt].contrib for rt in runtimes)))
+    sha = embedded_sha256(cals)
+    linear = {rt: _linear(cals[rt]) for rt in runtimes}
     fields = {
-        "docstring": _docstring(runtimes, clean_coefs, key, stat, len(uids), prov, sha),
+        "docstring": _docstring(runtimes, cals, key, stat, len(uids), prov, sha, space),
         "key": ascii(key),
         "stat": ascii(stat),
         "runtimes": "(" + "".join(f"{ascii(rt)}, " for rt in runtimes).rstrip() + ")",
-        "coefficients": "{\n" + "".join(f"    {ascii(rt)}: ({clean_coefs[rt][0]!r}, {clean_coefs[rt][1]!r}),\n"
-                                        for rt in runtimes) + "}",
+        "models": "{\n" + "".join(f"    {ascii(rt)}: {ascii(cals[rt].model)},\n" for rt in runtimes) + "}",
+        "const": "{\n" + "".join(f"    {ascii(rt)}: {cals[rt].const!r},\n" for rt in runtimes) + "}",
+        "coefficients": "{\n" + "".join(f"    {ascii(rt)}: ({linear[rt][0]!r}, {linear[rt][1]!r}),\n"
+                                        for rt in runtimes if linear[rt]) + "}",
         "provenance": _literal(prov),
         "embedded_sha256": ascii(sha),
         "uids": _uids_literal(uids),
-        "values": _values_literal(runtimes, uids, values),
+        "values": _values_literal(runtimes, uids, {rt: cals[rt].contrib for rt in runtimes}),
+        **_space_fields(space, uids),
     }
     return string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(fields)
 
@@ -277,56 +343,79 @@ def load_source(source: str, name: str = "estimator_check") -> types.ModuleType:
     return mod
 
 
-def verify_estimator(source: str, table_values: Mapping[str, Mapping[str, float]],
-                     coefs: Mapping[str, Tuple[float, float]]) -> None:
-    """Round trip: the executed ``source`` must reproduce every look-up and coefficient.
+def _probe_choices(space: Mapping[str, Any]) -> List[List[int]]:
+    n = [len(p["labels"]) for p in space["positions"]]
+    return [[0] * len(n), [k - 1 for k in n], [(i * 7 + 3) % k for i, k in enumerate(n)]]
 
-    Checks ``RUNTIMES``, ``COEFFICIENTS`` (bit-exact), every runtime's sum over all its
-    uids against the same sum in Python, ``estimate_accum``, the embedded hash and that an
-    unknown uid raises ``UnknownModuleError``. Raises ``RuntimeError`` (a codegen bug) on
-    any mismatch.
+
+def verify_estimator(source: str, calibrations: Mapping[str, Calibration],
+                     space: Optional[Mapping[str, Any]] = None) -> None:
+    """Round trip: the executed ``source`` must reproduce every calibration number.
+
+    Checks ``RUNTIMES``, ``CONST`` (bit-exact), every runtime's sum over all its uids against
+    the same sum in Python, the empty network (floored at 0), the embedded hash, that an unknown
+    uid raises ``UnknownModuleError``, and with a space, that ``estimate_choices`` of a few
+    architectures equals :meth:`Calibration.estimate` of their modules and that the latency
+    matrix identity holds. Raises ``RuntimeError`` (a codegen bug) on any mismatch.
     """
     mod = load_source(source)
-    runtimes = [str(rt) for rt in coefs]
+    runtimes = [str(rt) for rt in calibrations]
     problems: List[str] = []
     if list(mod.RUNTIMES) != runtimes:
         problems.append(f"RUNTIMES {mod.RUNTIMES!r} != {runtimes!r}")
     for rt in runtimes:
-        scale, bias = (float(c) for c in coefs[rt])
-        if tuple(mod.COEFFICIENTS.get(rt, ())) != (scale, bias):
-            problems.append(f"{rt}: coefficients {mod.COEFFICIENTS.get(rt)!r} != {(scale, bias)!r}")
+        cal = calibrations[rt]
+        if mod.CONST.get(rt) != float(cal.const):
+            problems.append(f"{rt}: const {mod.CONST.get(rt)!r} != {cal.const!r}")
             continue
-        uids = list(table_values[rt])
-        expected = 0.0
-        for u in uids:
-            expected += float(table_values[rt][u])
+        uids = list(cal.contrib)
+        expected = sum(float(cal.contrib[u]) for u in uids)
         got = mod.accumulate(uids, rt)
         if got != expected:
-            problems.append(f"{rt}: sum of all look-ups {got!r} != {expected!r}")
-        for a in (0.0, 1.0, expected):
-            if mod.estimate_accum(a, rt) != scale * a + bias:
-                problems.append(f"{rt}: estimate_accum({a!r}) is wrong")
+            problems.append(f"{rt}: sum of all contributions {got!r} != {expected!r}")
+        if mod.estimate([], rt) != max(0.0, float(cal.const)):
+            problems.append(f"{rt}: the empty network is not max(0, const)")
         try:
             mod.accumulate(["\x00 not a module \x00"], rt)
             problems.append(f"{rt}: an unknown uid did not raise")
         except mod.UnknownModuleError:
             pass
+        if space:
+            if all(all(m in cal.contrib for p in space["positions"] for ms in p["modules"] for m in ms)
+                   for _ in (0,)) and all(m in cal.contrib for f in space["fixed"] for m in f["modules"]):
+                const, matrix = mod.latency_matrix(rt)
+                for ch in _probe_choices(space):
+                    mods = _modules_of(space, ch)
+                    want = Calibration(cal.model, float(cal.const), cal.contrib).estimate(mods)
+                    if mod.estimate_choices(ch, rt) != want or mod.estimate(mods, rt) != want:
+                        problems.append(f"{rt}: estimate_choices({ch}) != the estimate of its modules")
+                    lin = const + sum(matrix[i][c] for i, c in enumerate(ch))
+                    if want > 0 and abs(lin - want) > 1e-9 * max(1.0, abs(want)):
+                        problems.append(f"{rt}: latency_matrix identity fails for {ch}")
     if mod.embedded_sha256() != mod.EMBEDDED_SHA256:
         problems.append("EMBEDDED_SHA256 does not match the embedded values")
     if problems:
         raise RuntimeError("generated estimator failed verification: " + "; ".join(problems[:5]))
 
 
-def write_estimator(path: Union[str, "os.PathLike[str]"], table_values: Mapping[str, Mapping[str, float]],
-                    coefs: Mapping[str, Tuple[float, float]], key: str, stat: str,
-                    provenance: Optional[Mapping[str, Any]] = None) -> Path:
+def _modules_of(space: Mapping[str, Any], choices: Sequence[int]) -> List[str]:
+    """The ModuleUIDs of an architecture in network order (the Python-side reference)."""
+    by_block: Dict[int, List[str]] = {f["block"]: list(f["modules"]) for f in space["fixed"]}
+    for p, c in zip(space["positions"], choices):
+        by_block[p["block"]] = list(p["modules"][c])
+    return [u for b in sorted(by_block) for u in by_block[b]]
+
+
+def write_estimator(path: Union[str, "os.PathLike[str]"], calibrations: Mapping[str, Calibration],
+                    key: str, stat: str, provenance: Optional[Mapping[str, Any]] = None,
+                    space: Optional[Mapping[str, Any]] = None) -> Path:
     """Render, verify (:func:`verify_estimator`) and atomically write the estimator; return its path.
 
     The parent directory is created if needed; the file is replaced atomically
     (:func:`profiler.files.write_text`).
     """
-    source = render_estimator(table_values, coefs, key, stat, provenance)
-    verify_estimator(source, table_values, coefs)
+    source = render_estimator(calibrations, key, stat, provenance, space)
+    verify_estimator(source, calibrations, space)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     from profiler.files import write_text

@@ -26,6 +26,7 @@ class FitInputs:
     pairs: Pairs
     missing: Dict[str, List[str]] = field(default_factory=dict)  # runtime -> ids without measurement
     granularity: str = "block"
+    space: Dict[str, Any] = field(default_factory=dict)  # the networks manifest's space (name, path, sha256)
 
 
 def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str, stat: str,
@@ -45,7 +46,7 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
         raise FitError(f"no runtime is both measured ({', '.join(measured_rts) or 'none'}) and in the "
                        f"table ({', '.join(table.runtimes)})")
     from profiler.table.accumulate import network_sum
-    inputs = FitInputs({}, {}, granularity)
+    inputs = FitInputs({}, {}, granularity, dict(doc.get("space") or {}))
     for rt in chosen:
         if rt not in table.runtimes:
             raise FitError(f"runtime {rt} is not in the table (it has {', '.join(table.runtimes)})")
@@ -106,13 +107,13 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
     info.update({"target_key": key, "target_stat": stat, "table_key": table_key, "table_stat": table_stat,
                  "granularity": inputs.granularity, "missing": inputs.missing})
     files = write_report(report, out.parent, extra=info)
-    coefs = {rt: (r.scale, r.bias) for rt, r in report.runtimes.items()}
-    values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.uids
-                   if _has(table, uid, rt, table_key, table_stat)} for rt in coefs}
+    calibrations = {rt: scale_bias_calibration(r.scale, r.bias, table, rt, table_key, table_stat)
+                    for rt, r in report.runtimes.items()}
     accuracy = {rt: r.heldout_after for rt, r in report.runtimes.items()}
     prov = provenance(table, table_path, {"granularity": inputs.granularity, "measured_key": key,
                                           "measured_stat": stat, "heldout": accuracy})
-    write_estimator(out, values, coefs, table_key, table_stat, prov)
+    space = sampled_space(sampled, inputs.space, inputs.granularity)
+    write_estimator(out, calibrations, table_key, table_stat, prov, space)
     adapter = write_nnabla_nas_adapter(out)
     return {"report": report, "files": {"estimator": out, "nnabla_nas_estimator": adapter, **files},
             "missing": inputs.missing}
@@ -124,3 +125,60 @@ def _has(table: Any, uid: str, rt: str, key: str, stat: str) -> bool:
         return not math.isnan(table.lookup(uid, rt, key, stat))
     except TableError:
         return False
+
+
+def scale_bias_calibration(scale: float, bias: float, table: Any, rt: str, key: str, stat: str) -> Any:
+    """Today's fit as a Calibration: ``const = bias``, ``contrib[uid] = scale * look-up``."""
+    from profiler.fit.calibration import Calibration
+    contrib = {uid: scale * table.lookup(uid, rt, key, stat) for uid in table.uids if _has(table, uid, rt, key, stat)}
+    return Calibration("scale-bias", float(bias), contrib, {"scale": float(scale), "bias": float(bias)})
+
+
+def sampled_space(sampled: Path, info: Dict[str, Any], granularity: str) -> Dict[str, Any]:
+    """The space the networks were sampled from, described for the estimator (its sha256 checked)."""
+    from profiler.errors import SpaceError
+    from profiler.space.searchspace import load_space
+    path = info.get("path")
+    if not path:
+        raise FitError(f"{sampled}: the networks manifest names no search space; re-run 'profiler sample'")
+    try:
+        space = load_space(path)
+    except SpaceError as e:
+        raise FitError(f"{sampled}: its search space cannot be read ({e}); restore it or re-run 'profiler sample'") from None
+    if info.get("sha256") and space.sha256 != info["sha256"]:
+        raise FitError(f"{sampled}: search space {path} changed since sampling (sha256 {space.sha256[:12]}, "
+                       f"manifest {str(info['sha256'])[:12]}); restore it or re-run 'profiler sample'")
+    return describe_space(space, granularity)
+
+
+def describe_space(space: Any, granularity: str = "block") -> Dict[str, Any]:
+    """What the estimator needs of a :class:`~profiler.space.searchspace.SearchSpace` (plain JSON).
+
+    ``positions``: one entry per choice block (index, block = place in the network, stage =
+    index of its stage in the space's ``layers``, stride, input shape, out_channels, skip,
+    ``labels`` as in the rest of the project (``MB6_k5``; ``skip`` last when allowed) and
+    ``modules``: per label the UIDs at ``granularity`` (skip: none)); ``fixed``: the fixed blocks
+    (block, label, modules).
+    """
+    from profiler.space import arch as A
+    from profiler.space import modules as M
+    from profiler.space.searchspace import ChoiceStage
+
+    pos = A.positions(space)
+    stages: List[int] = []
+    for li, layer in enumerate(space.layers):
+        stages.extend([li] * (layer.blocks if isinstance(layer, ChoiceStage) else 1))
+    positions, fixed = [], []
+    for p, stage in zip(pos, stages):
+        if not p.choice:
+            fixed.append({"block": p.index, "label": p.labels[0],
+                          "modules": M.module_uids([p.options[0]], granularity)})
+            continue
+        first = p.options[0]
+        labels = [p.label(j) for j in range(p.n_choices)]
+        positions.append({"index": len(positions), "block": p.index, "stage": stage,
+                          "stride": int(first.attr("stride")[0]), "shape": list(first.input_shape),
+                          "out_channels": int(first.attr("out_channels")), "skip": p.skip, "labels": labels,
+                          "modules": [M.module_uids([p.block(j)], granularity) for j in range(p.n_choices)]})
+    return {"name": space.name, "sha256": space.sha256, "granularity": granularity,
+            "positions": positions, "fixed": fixed}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from profiler.fit.calibration import Calibration
 from profiler.fit.codegen import embedded_sha256, load_source, render_estimator, write_estimator
 from profiler.errors import FitError, TableError
 from profiler.fit.models import ScaleBias
@@ -59,15 +60,20 @@ def setup(tmp_path_factory):
         models[rt] = ScaleBias(robust=(rt == "DSP")).fit(x, y)
         accum[rt] = dict(zip(ids, x.tolist()))
     coefs = {rt: (m.scale_, m.bias_) for rt, m in models.items()}
+    cals = {rt: _cal(values[rt], *coefs[rt]) for rt in RUNTIMES}
     tmp = tmp_path_factory.mktemp("estimator")
     prov = {"device": "Pixel 7 (Tensor G2)", "sdk": "SNPE 2.10.0", "date": "2024-05-01T12:00:00Z",
             "table": "work/table.json", "table_sha256": "ab" * 32, "profiler_version": "9.9.9",
             "heldout": {rt: {"n": 60, "mape": 3.5, "within_10": 0.95, "spearman": 0.99, "r2": float("nan")}
                         for rt in RUNTIMES}}
-    path = write_estimator(tmp / "estimator.py", values, coefs, KEY, STAT, prov)
+    path = write_estimator(tmp / "estimator.py", cals, KEY, STAT, prov)
     (tmp / "archs.json").write_text(json.dumps(archs))
-    return {"dir": tmp, "path": path, "values": values, "coefs": coefs, "models": models, "archs": archs,
+    return {"dir": tmp, "path": path, "values": values, "coefs": coefs, "cals": cals, "models": models, "archs": archs,
             "accum": accum, "uids": uids, "missing_on_dsp": missing_on_dsp, "provenance": prov}
+
+
+def _cal(values, scale, bias):
+    return Calibration("scale-bias", bias, {u: scale * v for u, v in values.items()}, {"scale": scale, "bias": bias})
 
 
 def _run(cwd: Path, args, stdin=None):
@@ -129,7 +135,7 @@ def test_predictions_equal_scale_bias_predict(setup):
         expected = setup["models"][rt].predict(np.array([accum[i] for i in ids]))
         for i, e in zip(ids, expected):
             est, acc = got["out"][rt][i]
-            assert acc == accum[i]
+            assert _rel_close(acc, setup["coefs"][rt][0] * accum[i])  # contributions, no constant
             assert _rel_close(est, float(e)), (rt, i, est, e)
             checked += 1
     assert checked > 250
@@ -148,7 +154,7 @@ def test_estimate_accum_and_regularizer(setup):
     m = setup["models"]["CPU"]
     assert got["accum"] == pytest.approx(list(m.predict(np.array([0.0, 1234.5, 1e6]))), rel=1e-12)
     assert got["reg"] == got["mod"]
-    lat = setup["models"]["GPU_FP16"].predict([got["reg_accum"]])[0]
+    lat = setup["coefs"]["GPU_FP16"][1] + got["reg_accum"]
     assert _rel_close(got["reg"], lat)
     assert got["pen"] == pytest.approx(min(1.0, 2000.0 / lat) ** 0.2, rel=1e-12)
     assert lat > 2000.0 and got["pen"] < 1.0  # the bound binds for this network
@@ -159,7 +165,7 @@ def test_estimate_accum_and_regularizer(setup):
 
 def test_embedded_hash_and_header(setup):
     src = setup["path"].read_text(encoding="utf-8")
-    sha = embedded_sha256(setup["values"])
+    sha = embedded_sha256(setup["cals"])
     got = _py(setup["dir"], "import estimator; print(json.dumps([estimator.EMBEDDED_SHA256, "
                             "estimator.embedded_sha256(), estimator.__doc__, estimator.PROVENANCE]))")
     assert got[0] == got[1] == sha
@@ -179,7 +185,8 @@ def test_large_table_stays_compact(tmp_path):
     rng = np.random.default_rng(0)
     uids = [_uid(i, rng) for i in range(10_000)]
     values = {rt: {u: float(rng.uniform(1, 500)) for u in uids} for rt in ("CPU", "GPU")}
-    src = render_estimator(values, {"CPU": (1.1, 200.0), "GPU": (0.9, 50.0)}, KEY, STAT, {})
+    cals = {"CPU": Calibration("x", 200.0, values["CPU"]), "GPU": Calibration("x", 50.0, values["GPU"])}
+    src = render_estimator(cals, KEY, STAT, {})
     uid_bytes = sum(len(u) for u in uids)
     # each uid appears once (plus quotes/indent), each value once per runtime (repr + ", ")
     assert len(src) < uid_bytes + 10_000 * 8 + 2 * 10_000 * 22 + 20_000
@@ -212,7 +219,7 @@ def test_table_path_replaces_the_embedded_table(setup, tmp_path):
     base, doubled, est, reg, rts, cached = _py(tdir, code)
     assert sorted(rts) == sorted(RUNTIMES)
     assert doubled == pytest.approx(2 * base, rel=1e-12)
-    assert _rel_close(est, setup["models"]["CPU"].predict([doubled])[0])
+    assert _rel_close(est, setup["coefs"]["CPU"][1] + doubled)
     assert reg == est and cached is True
 
 
@@ -288,7 +295,7 @@ def test_cli_file_stdin_table_accum(setup):
     assert out.returncode == 0 and _rel_close(float(out.stdout), expected)
 
     out = _run(tdir, ["estimator.py", "--uids", "arch.txt", "--runtime", "CPU", "--sum"])
-    assert out.returncode == 0 and float(out.stdout) == accum
+    assert out.returncode == 0 and _rel_close(float(out.stdout), setup["coefs"]["CPU"][0] * accum)
 
     (tdir / "table3.json").write_text(json.dumps(_table_json(setup["values"], scale_by=3.0)))
     out = _run(tdir, ["estimator.py", "--uids", "arch.txt", "--runtime", "CPU", "--table", "table3.json"])
@@ -305,7 +312,7 @@ def test_cli_file_stdin_table_accum(setup):
     (["--uids", "arch_bad.txt", "--runtime", "NPU"], ["unknown runtime 'NPU'", "CPU, GPU_FP16, DSP"]),
     (["--uids", "no_such_file.txt", "--runtime", "CPU"], ["cannot read no_such_file.txt", "No such file"]),
     (["--uids", "arch_bad.txt", "--runtime", "CPU", "--table", "nope.json"], ["cannot read nope.json"]),
-    (["--runtime", "CPU"], ["one of the arguments --uids --accum is required"]),
+    (["--runtime", "CPU"], ["one of the arguments --uids --choices --labels --accum is required"]),
 ])
 def test_cli_errors_are_one_line_and_exit_2(setup, args, needles):
     tdir = setup["dir"]
@@ -328,25 +335,29 @@ def test_cli_errors_are_one_line_and_exit_2(setup, args, needles):
 def test_render_rejects_bad_inputs():
     vals = {"CPU": {"a": 1.0, "b": 2.0}}
     with pytest.raises(FitError, match="no fitted runtime"):
-        render_estimator(vals, {}, KEY, STAT, {})
-    with pytest.raises(TableError, match="GPU has coefficients but no look-up values"):
-        render_estimator(vals, {"GPU": (1.0, 0.0)}, KEY, STAT, {})
+        render_estimator({}, KEY, STAT, {})
+    with pytest.raises(TableError, match="GPU has no module contributions"):
+        render_estimator({"GPU": Calibration("x", 0.0, {})}, KEY, STAT, {})
     with pytest.raises(TableError, match="must be finite"):
-        render_estimator({"CPU": {"a": float("nan")}}, {"CPU": (1.0, 0.0)}, KEY, STAT, {})
+        render_estimator({"CPU": Calibration("x", 0.0, {"a": float("nan")})}, KEY, STAT, {})
     with pytest.raises(FitError, match="non-finite"):
-        render_estimator(vals, {"CPU": (float("inf"), 0.0)}, KEY, STAT, {})
+        render_estimator({"CPU": Calibration("scale-bias", 0.0, vals["CPU"], {"scale": float("inf"), "bias": 0.0})},
+                         KEY, STAT, {})
+    with pytest.raises(FitError, match="non-finite calibration constant"):
+        render_estimator({"CPU": Calibration("x", float("nan"), vals["CPU"])}, KEY, STAT, {})
 
 
 def test_hostile_provenance_and_uids_cannot_break_the_file(tmp_path):
     uids = ['Conv[a="""b"""]', "BN[\\x00]", "Ünïcode[µ]", "tab\there"]
     vals = {"C'P\"U": {u: float(i + 1) for i, u in enumerate(uids)}}
     prov = {"device": 'evil """\nimport os\\', "sdk": "\x00\x01", "extra": {"nested": [1, float("nan")]}}
-    path = write_estimator(tmp_path / "sub" / "est.py", vals, {"C'P\"U": (2.0, 1.0)}, 'Layers "Time"', "Avg", prov)
+    path = write_estimator(tmp_path / "sub" / "est.py", {"C'P\"U": _cal(vals["C'P\"U"], 2.0, 1.0)}, 'Layers "Time"',
+                           "Avg", prov)
     assert [p.name for p in path.parent.iterdir()] == ["est.py"]  # no temporary file left behind
     code = ("import est; print(json.dumps([est.estimate(%r, %r), est.PROVENANCE['device'], est.KEY, "
             "est.PROVENANCE['extra']]))" % (uids, "C'P\"U"))
     got = _py(path.parent, code)
     assert got == [2.0 * 10.0 + 1.0, prov["device"], 'Layers "Time"', {"nested": [1, None]}]
     # rewriting replaces the file atomically
-    write_estimator(path, vals, {"C'P\"U": (3.0, 0.0)}, KEY, STAT, {})
+    write_estimator(path, {"C'P\"U": _cal(vals["C'P\"U"], 3.0, 0.0)}, KEY, STAT, {})
     assert _py(path.parent, "import est; print(json.dumps(est.COEFFICIENTS))") == {"C'P\"U": [3.0, 0.0]}

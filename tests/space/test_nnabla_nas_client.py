@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from profiler.fit.calibration import Calibration
 from profiler.fit.codegen import write_estimator, write_nnabla_nas_adapter
+from profiler.pipeline.fit import describe_space
 from profiler.models.manifest import read_manifest
 from profiler.space import arch as A
 from profiler.space import modules as M
@@ -102,8 +104,10 @@ def estimators(nets, tmp_path_factory):
         for g in M.GRANULARITIES:
             d = tmp_path_factory.mktemp(f"{name[:-5]}-{g}")
             uids = [m.uid for m in A.candidate_modules(n.space, g)]
-            est = write_estimator(d / "estimator.py", {"ORT_CPU": {u: _value(u) for u in uids}},
-                                  {"ORT_CPU": (1.1, 40.0)}, "Layers Time", "Median_Time")
+            cal = Calibration("scale-bias", 40.0, {u: 1.1 * _value(u) for u in uids},
+                              {"scale": 1.1, "bias": 40.0})
+            est = write_estimator(d / "estimator.py", {"ORT_CPU": cal}, "Forward Propagate",
+                                  "Median_Time", space=describe_space(n.space, g))
             adapter = write_nnabla_nas_adapter(est)
             out[name, g] = types.SimpleNamespace(est=_load(est), adapter=_load(adapter))
     return out
@@ -144,21 +148,18 @@ def test_adapter_estimates_the_active_architecture(name, nets, nnas, estimators)
         def by_uids(choices, runtime, est=e.est, g=g):
             return est.estimate(M.module_uids(A.blocks_of(pos, choices), g), runtime) / 1000.0
 
-        # TODO(estimate_choices): once the generated estimator.py has estimate_choices (added by
-        # the parallel estimator helper), the default adapter (no estimate_choices argument) is
-        # compared below; then the injected by_uids can go.
+        # the default adapter reads the estimator's own estimate_choices; the injected by_uids
+        # (the UID API over the profiler's arch logic) is the independent reference
         reg = e.adapter.ProfilerLatencyEstimator(runtime="ORT_CPU", bound=2.0, weight=0.1,
                                                  estimate_choices=by_uids)
         assert isinstance(reg, nnas.LatencyEstimator)
-        default = (e.adapter.ProfilerLatencyEstimator(runtime="ORT_CPU", bound=2.0, weight=0.1)
-                   if hasattr(e.est, "estimate_choices") else None)
+        default = e.adapter.ProfilerLatencyEstimator(runtime="ORT_CPU", bound=2.0, weight=0.1)
         for _ in range(200):
             choices = [rng.randrange(p.n_choices) for p in choice_pos]
             _set_active(n.sample, choices, nnas.Mo)
             value = reg.get_estimation(n.sample)
             assert value == pytest.approx(by_uids(choices, "ORT_CPU"), rel=1e-12)
-            if default is not None:
-                assert default.get_estimation(n.sample) == pytest.approx(value, rel=1e-9)
+            assert default.get_estimation(n.sample) == pytest.approx(value, rel=1e-9)
             factor = min(1.0, reg._bound / value) ** reg._weight          # (c) the searcher's reward
             assert 0.0 < factor <= 1.0 and factor == pytest.approx(reg.reward(value))
 
@@ -171,10 +172,7 @@ def test_sampled_forward_at_training_batch(nets, nnas, estimators):
     name = "mobilenet_cifar10_search.json"
     n = nets[name]
     e = estimators[name, "leaf"]
-    reg = e.adapter.ProfilerLatencyEstimator(
-        runtime="ORT_CPU", bound=2.0, weight=0.1,
-        estimate_choices=lambda ch, rt: e.est.estimate(
-            M.module_uids(A.blocks_of(A.positions(n.space), ch), "leaf"), rt) / 1000.0)
+    reg = e.adapter.ProfilerLatencyEstimator(runtime="ORT_CPU", bound=2.0, weight=0.1)
     ops = [m for _, m in n.sample.get_modules() if isinstance(m, nnas.Mo.MixedOp)]
     rng = random.Random(3)
     for _ in range(3):
@@ -202,6 +200,4 @@ def test_registered_name_resolves_like_a_config(nets, nnas, estimators):
     assert reg._bound == 2.0 and reg._weight == 0.1 and reg.get_estimation(nets["mobilenet_cifar10_search.json"].sample) == 3.0
     with pytest.raises(TypeError, match="unknown argument"):
         cls(bogus=1, estimate_choices=lambda c, rt: 1.0)
-    if not hasattr(e.est, "estimate_choices"):
-        with pytest.raises(ValueError, match="no estimate_choices"):
-            cls()
+    assert cls(runtime="ORT_CPU").get_estimation(nets["mobilenet_cifar10_search.json"].sample) > 0
