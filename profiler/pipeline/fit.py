@@ -26,6 +26,8 @@ class FitInputs:
     pairs: Pairs
     missing: Dict[str, List[str]] = field(default_factory=dict)  # runtime -> ids without measurement
     granularity: str = "block"
+    modules: Dict[str, List[List[str]]] = field(default_factory=dict)  # runtime -> module uids per network
+    extremes: Dict[str, str] = field(default_factory=dict)             # id -> extreme name (manifest)
 
 
 def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str, stat: str,
@@ -46,10 +48,11 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
                        f"table ({', '.join(table.runtimes)})")
     from profiler.table.accumulate import network_sum
     inputs = FitInputs({}, {}, granularity)
+    inputs.extremes = {e["uid"]: e["extreme"] for e in doc["entries"] if e.get("extreme")}
     for rt in chosen:
         if rt not in table.runtimes:
             raise FitError(f"runtime {rt} is not in the table (it has {', '.join(table.runtimes)})")
-        ids, xs, ys, missing = [], [], [], []
+        ids, xs, ys, missing, mods = [], [], [], [], []
         for e in doc["entries"]:
             rec = meas.get((e["uid"], rt))
             if rec is None:
@@ -59,10 +62,12 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
                 raise FitError(f"{e['uid']} on {rt}: the measurement has no {key!r} "
                                f"(it has {', '.join(rec.get('stats', {}))}); choose --key")
             ids.append(e["uid"])
+            mods.append(list(e["module_uids"][granularity]))
             xs.append(network_sum(table, e["module_uids"][granularity], rt, table_key, table_stat, e["uid"]))
             ys.append(float(rec["stats"][key][stat]))
         inputs.pairs[rt] = (ids, xs, ys)
         inputs.missing[rt] = missing
+        inputs.modules[rt] = mods
     return inputs
 
 
@@ -89,31 +94,42 @@ def provenance(table: Any, table_path: Path, extra: Dict[str, Any]) -> Dict[str,
 
 def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out: Path,
                   key: str = "Total Inference Time", stat: str = "Median_Time",
-                  table_key: str = "Layers Time", table_stat: str = "Median_Time", robust: bool = False,
-                  folds: int = 5, seed: int = 0, runtimes: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+                  table_key: str = "Forward Propagate", table_stat: str = "Median_Time", robust: bool = False,
+                  folds: int = 5, seed: int = 0, runtimes: Optional[Sequence[str]] = None,
+                  model: str = "auto") -> Dict[str, Any]:
     """Fit per runtime and write ``out`` (estimator.py) plus report.json/report.png beside it."""
     from profiler.fit.codegen import write_estimator
-    from profiler.fit.models import fit_runtimes
+    from profiler.fit.models import fit_runtimes, op_type
     from profiler.fit.report import write_report
     from profiler.table.latency import LatencyTable
 
     table = LatencyTable.load(table_path)
     inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes)
-    report = fit_runtimes(inputs.pairs, robust=robust, folds=folds, seed=seed)
+    values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.uids
+                   if _has(table, uid, rt, table_key, table_stat)} for rt in inputs.pairs}
+    op_types = {uid: op_type(uid) for uid in table.uids}
+    networks = {rt: (inputs.modules[rt], values[rt], op_types) for rt in inputs.pairs}
+    report = fit_runtimes(inputs.pairs, robust=robust, folds=folds, seed=seed, model=model,
+                          networks=networks, extremes=inputs.extremes)
+    calibrations = {rt: r.calibration for rt, r in report.runtimes.items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     info = report.to_dict()
     info.update({"target_key": key, "target_stat": stat, "table_key": table_key, "table_stat": table_stat,
                  "granularity": inputs.granularity, "missing": inputs.missing})
     files = write_report(report, out.parent, extra=info)
-    coefs = {rt: (r.scale, r.bias) for rt, r in report.runtimes.items()}
-    values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.uids
-                   if _has(table, uid, rt, table_key, table_stat)} for rt in coefs}
+    # --- MERGE SHIM (replace when write_estimator takes {runtime: Calibration}) ---------------
+    # Every model is const + Σ contrib[uid], so today's (values, scale, bias) estimator computes
+    # it exactly with values = contrib, scale = 1, bias = const (floored at 0 by Calibration only).
+    values = {rt: dict(c.contrib) for rt, c in calibrations.items()}
+    coefs = {rt: (1.0, c.const) for rt, c in calibrations.items()}
+    # --- end of shim --------------------------------------------------------------------------
     accuracy = {rt: r.heldout_after for rt, r in report.runtimes.items()}
     prov = provenance(table, table_path, {"granularity": inputs.granularity, "measured_key": key,
                                           "measured_stat": stat, "heldout": accuracy})
     write_estimator(out, values, coefs, table_key, table_stat, prov)
-    return {"report": report, "files": {"estimator": out, **files}, "missing": inputs.missing}
+    return {"report": report, "files": {"estimator": out, **files}, "missing": inputs.missing,
+            "calibrations": calibrations}
 
 
 def _has(table: Any, uid: str, rt: str, key: str, stat: str) -> bool:
