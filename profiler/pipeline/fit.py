@@ -35,7 +35,9 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
     doc = read_manifest(sampled)
     if doc.get("kind") != "networks":
         raise FitError(f"{sampled}: holds modules, not sampled networks (use 'profiler sample')")
-    granularity = doc.get("granularity") or "block"
+    # the table's granularity decides which module list of each network is looked up (every
+    # sampled network lists its modules at both granularities)
+    granularity = table.meta.get("granularity") or doc.get("granularity") or "block"
     meas: Dict[Tuple[str, str], Dict[str, Any]] = {}
     for path in measured:
         for (uid, rt), rec in read_store(path).latest().items():
