@@ -26,7 +26,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from profiler.pipeline.fit import fit_estimator
     result = fit_estimator(Path(args.sampled), [Path(p) for p in args.measured], Path(args.table),
                            Path(args.out), key=args.key, stat=args.stat, table_key=args.table_key,
-                           table_stat=args.table_stat, robust=args.robust, folds=args.folds,
+                           table_stat=args.table_stat, robust=args.robust, folds=args.folds, model=args.model,
                            runtimes=csv_list(args.runtime) if args.runtime else None)
     _print_fit(result)
     return 0
@@ -39,6 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           num=args.num, seed=args.seed, granularity=args.granularity, key=args.key,
                           stat=args.stat,
                           table_key=args.table_key, table_stat=args.table_stat, robust=args.robust,
+                          strategy=args.strategy, model=args.model,
                           on_stage=lambda msg: info(f"== {msg}"),
                           progress=lambda label: Progress(label, quiet=args.quiet))
     for name, summary in result["summaries"].items():
@@ -60,9 +61,12 @@ def add_fit_options(f: argparse.ArgumentParser) -> None:
     f.add_argument("--key", default="Total Inference Time",
                    choices=["Total Inference Time", "Forward Propagate", "Layers Time"],
                    help="measured network latency to predict (default: Total Inference Time)")
-    f.add_argument("--table-key", default="Layers Time",
-                   choices=["Layers Time", "Forward Propagate", "Total Inference Time"],
-                   help="table LatencyKey summed over a network's modules (default: Layers Time)")
+    f.add_argument("--table-key", default="Forward Propagate",
+                   choices=["Forward Propagate", "Layers Time", "Total Inference Time"],
+                   help="table LatencyKey summed over a network's modules (default: Forward Propagate, "
+                        "the additive one; docs/design.md)")
+    f.add_argument("--model", default="auto", choices=["auto", "scale-bias", "module-overhead", "per-op"],
+                   help="calibration model (default auto: the lowest held-out MAPE; docs/design.md)")
     f.add_argument("--table-stat", default="Median_Time", choices=["Median_Time", "Avg_Time", "Min_Time", "Max_Time"],
                    help="table statistic summed (default: Median_Time; see docs/accuracy.md)")
     f.add_argument("--stat", default="Median_Time", choices=["Median_Time", "Avg_Time", "Min_Time", "Max_Time"],
@@ -88,6 +92,8 @@ def add_commands(sub) -> None:
     r.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     r.add_argument("--granularity", choices=["block", "leaf"], default="block",
                    help="module granularity (default block)")
+    r.add_argument("--strategy", choices=["spread", "uniform"], default="spread",
+                   help="sampling strategy (default spread; see 'profiler sample --help')")
     add_fit_options(r)
     add_bench_options(r)
     r.set_defaults(func=cmd_run)

@@ -26,8 +26,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     with Progress("sample", quiet=args.quiet) as bar:
         path = sample(Path(args.space), args.num, args.seed, Path(args.out),
                       Path(args.table) if args.table else None, args.granularity,
-                      key=args.table_key, stat=args.table_stat, on_progress=bar.update)
-    info(f"sampled {args.num} networks (seed {args.seed}) -> {path}")
+                      key=args.table_key, stat=args.table_stat, on_progress=bar.update, strategy=args.strategy)
+    info(f"sampled {args.num} networks ({args.strategy}, extremes first, seed {args.seed}) -> {path}")
     return 0
 
 
@@ -50,7 +50,12 @@ def add_sample(sub) -> None:
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--granularity", choices=["block", "leaf"], default=None,
                    help="granularity of the table look-ups (default: the table's, else block)")
-    s.add_argument("--table-key", default="Layers Time", help="table LatencyKey summed (default: Layers Time)")
+    s.add_argument("--strategy", choices=["spread", "uniform"], default="spread",
+                   help="spread (default): per-network propensities for skip and large candidates, so the "
+                        "sample spans small to large networks; uniform: every choice uniform. The space's "
+                        "extreme architectures always come first (docs/design.md)")
+    s.add_argument("--table-key", default="Forward Propagate",
+                   help="table LatencyKey summed (default: Forward Propagate, the additive key)")
     s.add_argument("--table-stat", default="Median_Time", help="table statistic summed (default: Median_Time)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sample)

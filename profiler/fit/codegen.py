@@ -122,7 +122,7 @@ def _check(calibrations: Mapping[str, Calibration], key: str, stat: str) -> Tupl
         if not per:
             raise TableError(f"runtime {rt} has no module contributions ({key}/{stat})")
         params = dict(cal.params)
-        if "scale" in params or "bias" in params:
+        if cal.model == "scale-bias" and ("scale" in params or "bias" in params):
             for k in ("scale", "bias"):
                 if not isinstance(params.get(k), (int, float)) or not math.isfinite(float(params[k])):
                     raise FitError(f"{rt}: non-finite or missing {k} in the calibration ({params.get(k)!r})")

@@ -23,7 +23,7 @@ within +-10 %.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -96,3 +96,50 @@ def json_safe_metrics(metrics: Dict[str, Any]) -> Dict[str, Any]:
 def metrics_from_json(metrics: Dict[str, Any]) -> Dict[str, Any]:
     """Inverse of :func:`json_safe_metrics`: ``None`` back to NaN (``n`` stays an int)."""
     return {k: (math.nan if v is None and k != "n" else v) for k, v in metrics.items()}
+
+
+CONSTRAINT_QUANTILES = (10, 25, 50)
+
+
+def edge_metrics(y_true: Sequence[float], y_pred: Sequence[float], ids: Sequence[str],
+                 extremes: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Where a predictor fails: by latency decile, worst case, named extremes, constraint check.
+
+    ``deciles``: for each tenth of the networks sorted by measured latency, its measured range,
+    ``n``, ``mape`` and ``max_ape`` (%). ``worst``: the network with the largest absolute
+    relative error. ``extremes``: ``{name: {id, measured_us, pred_us, error_pct}}`` for the ids
+    in ``extremes`` (``{id: name}``). ``constraint``: for bounds at the 10th, 25th and 50th
+    percentile of measured latency (HELP-style overshoot), ``n_predicted_within`` networks
+    predicted <= bound and ``overshoot`` = the share of those whose measured latency exceeds it
+    (None when no network is predicted within).
+    """
+    rel = relative_errors(y_true, y_pred)
+    t = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    ids = [str(i) for i in ids]
+    order = np.argsort(t, kind="stable")
+    deciles = []
+    for d, chunk in enumerate(np.array_split(order, 10)):
+        if chunk.size == 0:
+            continue
+        ape = 100.0 * np.abs(rel[chunk])
+        deciles.append({"decile": d + 1, "n": int(chunk.size), "measured_min_us": float(t[chunk].min()),
+                        "measured_max_us": float(t[chunk].max()), "mape": float(ape.mean()),
+                        "max_ape": float(ape.max())})
+    w = int(np.argmax(np.abs(rel)))
+    worst = {"id": ids[w], "measured_us": float(t[w]), "pred_us": float(p[w]), "error_pct": float(100.0 * rel[w])}
+    index = {i: k for k, i in enumerate(ids)}
+    ext = {}
+    for i, name in (extremes or {}).items():
+        if i in index:
+            k = index[i]
+            ext[name] = {"id": i, "measured_us": float(t[k]), "pred_us": float(p[k]),
+                         "error_pct": float(100.0 * rel[k])}
+    constraint = []
+    for q in CONSTRAINT_QUANTILES:
+        bound = float(np.percentile(t, q))
+        within = p <= bound
+        n_in = int(within.sum())
+        constraint.append({"percentile": q, "bound_us": bound, "n_predicted_within": n_in,
+                           "overshoot": float(np.mean(t[within] > bound)) if n_in else None})
+    return {"deciles": deciles, "worst": worst, "extremes": ext, "constraint": constraint}

@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from profiler.errors import FitError
+from profiler.fit.calibration import Calibration
 from profiler.fit.metrics import json_safe_metrics, metrics_from_json, regression_metrics
 
 Pairs = Mapping[str, Tuple[Sequence[str], Sequence[float], Sequence[float]]]
@@ -159,6 +160,13 @@ class ScaleBias(_Params):
         ss_tot = float(np.sum((y - y.mean()) ** 2))
         return 1.0 - float(np.sum((y - p) ** 2)) / ss_tot if ss_tot > 0 else math.nan
 
+    def calibration(self, lat_by_uid: Mapping[str, float], op_type_by_uid: Mapping[str, str]) -> Calibration:
+        """``const = bias_``, ``contrib[uid] = scale_ * lat`` (the estimate is floored at 0 us)."""
+        self._check_is_fitted("scale_")
+        return Calibration("scale-bias", float(self.bias_),
+                           {u: float(self.scale_ * v) for u, v in lat_by_uid.items()},
+                           {"scale": float(self.scale_), "bias": float(self.bias_), "robust": bool(self.robust)})
+
 
 class PerOpScale(_Params):
     """``y = sum_t coef_[t] * X[:, t] + bias_`` with ``coef_ >= 0`` (one scale per op type).
@@ -208,6 +216,111 @@ class PerOpScale(_Params):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} op types, the model was fitted with {self.n_features_in_}")
         return X @ self.coef_ + self.bias_
+
+
+def op_type(uid: str) -> str:
+    """The op type of a ModuleUID: its name before the first ``[`` (``Conv``, ``InvertedResidual``)."""
+    return uid.split("[", 1)[0]
+
+
+class OverheadModel(_Params):
+    """``y = Σ_t scale_[t] * lat_t + overhead_ * n_modules + bias_``, every coefficient >= 0.
+
+    ``X`` is ``n_networks x (k + 1)``: the network's summed table latency per op type
+    (``k = n_op_types`` columns, in the order of ``op_types``), then its number of modules.
+    With ``k = 1`` this is the ``module-overhead`` model (one scale); with one column per op
+    type the ``per-op`` model. Fitted by non-negative least squares
+    (:func:`scipy.optimize.nnls`, on columns scaled to unit norm) with a column of ones
+    for the bias: a scale, a per-module overhead (what a module costs inside a network
+    beyond its isolated warm time: cold caches, layout changes) and a per-network constant
+    (input/output copies of the measured call) are all non-negative physically.
+
+    Attributes
+    ----------
+    scale_ : numpy.ndarray (k,)
+    overhead_ : float
+        us per module.
+    bias_ : float
+        us per network.
+    n_features_in_ : int
+    """
+
+    def __init__(self, op_types: Sequence[str] = ("*",)) -> None:
+        self.op_types = op_types
+
+    @property
+    def name(self) -> str:
+        return "module-overhead" if list(self.op_types) == ["*"] else "per-op"
+
+    def _matrix(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        k = len(self.op_types)
+        if X.ndim != 2 or X.shape[1] != k + 1:
+            raise ValueError(f"X must be n x {k + 1} (latency per op type, then module count), got {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X must be finite")
+        return X
+
+    def fit(self, X: Any, y: Any) -> "OverheadModel":
+        X = self._matrix(X)
+        y = _vector(y, "y")
+        if X.shape[0] != y.size:
+            raise ValueError(f"X and y differ in length ({X.shape[0]} != {y.size})")
+        if y.size < 2:
+            raise ValueError(f"need at least 2 samples, got {y.size}")
+        from scipy.optimize import nnls
+        A = np.hstack([X, np.ones((y.size, 1))])
+        norm = np.linalg.norm(A, axis=0)
+        norm[norm == 0] = 1.0
+        coef, _ = nnls(A / norm, y, maxiter=50 * A.shape[1])
+        coef = coef / norm
+        k = len(self.op_types)
+        self.scale_ = coef[:k].astype(float)
+        self.overhead_ = float(coef[k])
+        self.bias_ = float(coef[k + 1])
+        self.n_features_in_ = k + 1
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        self._check_is_fitted("scale_")
+        X = self._matrix(X)
+        k = len(self.op_types)
+        return X[:, :k] @ self.scale_ + self.overhead_ * X[:, k] + self.bias_
+
+    def _scale_of(self, t: str) -> float:
+        names = list(self.op_types)
+        if names == ["*"]:
+            return float(self.scale_[0])
+        if t not in names:
+            # an op type no fitted network contains: no evidence for its own scale, use the mean
+            return float(np.mean(self.scale_))
+        return float(self.scale_[names.index(t)])
+
+    def calibration(self, lat_by_uid: Mapping[str, float], op_type_by_uid: Mapping[str, str]) -> Calibration:
+        """``const = bias_``, ``contrib[uid] = scale_[type] * lat + overhead_``."""
+        self._check_is_fitted("scale_")
+        contrib = {u: self._scale_of(op_type_by_uid.get(u, op_type(u))) * float(v) + self.overhead_
+                   for u, v in lat_by_uid.items()}
+        return Calibration(self.name, self.bias_, contrib,
+                           {"op_types": list(self.op_types), "scale": [float(c) for c in self.scale_],
+                            "overhead_us": self.overhead_, "bias_us": self.bias_})
+
+
+def overhead_features(networks: Sequence[Sequence[str]], lat_by_uid: Mapping[str, float],
+                      op_types: Sequence[str], op_type_by_uid: Optional[Mapping[str, str]] = None) -> np.ndarray:
+    """``n x (k + 1)`` features of :class:`OverheadModel`: latency per op type, module count.
+
+    ``op_types == ["*"]`` sums every module into one column.
+    """
+    names = list(op_types)
+    col = {t: i for i, t in enumerate(names)}
+    X = np.zeros((len(networks), len(names) + 1))
+    for r, uids in enumerate(networks):
+        for u in uids:
+            t = "*" if names == ["*"] else (op_type_by_uid or {}).get(u, op_type(u))
+            X[r, col[t]] += float(lat_by_uid[u])
+        X[r, -1] = len(uids)
+    return X
 
 
 def op_feature_matrix(per_network: Sequence[Mapping[str, float]],
@@ -265,7 +378,8 @@ def _fold_assignment(ids: Sequence[str], k: int, seed: int) -> np.ndarray:
     return fold
 
 
-def _check_inputs(x: Any, y: Any, ids: Sequence[str], name: Optional[str]) -> Tuple[np.ndarray, np.ndarray, List[str]]:
+def _check_inputs(x: Any, y: Any, ids: Sequence[str], name: Optional[str],
+                  accum: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     w = _where(name)
     ids = [str(i) for i in ids]
     try:
@@ -294,7 +408,8 @@ def _check_inputs(x: Any, y: Any, ids: Sequence[str], name: Optional[str]) -> Tu
     bad = [ids[i] for i in range(len(ids)) if y[i] <= 0]
     if bad:
         raise FitError(f"{w}measured latency must be positive ({', '.join(bad[:5])})")
-    accum = x if x.ndim == 1 else x.sum(axis=1)
+    if accum is None:
+        accum = x if x.ndim == 1 else x.sum(axis=1)
     if np.ptp(accum) == 0:
         raise FitError(f"{w}all {len(ids)} networks have the same accumulated latency "
                        f"({accum[0]:g} us), so the scale cannot be fitted; sample more varied networks")
@@ -302,7 +417,8 @@ def _check_inputs(x: Any, y: Any, ids: Sequence[str], name: Optional[str]) -> Tu
 
 
 def cross_validate(x: Any, y: Any, ids: Sequence[str], model_factory: Callable[[], Any],
-                   folds: int = 5, seed: int = 0, name: Optional[str] = None) -> CVResult:
+                   folds: int = 5, seed: int = 0, name: Optional[str] = None,
+                   accum: Optional[Any] = None) -> CVResult:
     """k-fold held-out predictions of ``model_factory()`` models, plus the model refit on all.
 
     ``x`` is 1-D (accumulated us) or 2-D (networks x features, e.g. per-op sums); ``y``
@@ -314,7 +430,9 @@ def cross_validate(x: Any, y: Any, ids: Sequence[str], model_factory: Callable[[
     the accumulated latency, duplicate ids, non-finite or non-positive measurements, or
     a training fold the model cannot be fitted on.
     """
-    x, y, ids = _check_inputs(x, y, ids, name)
+    if accum is not None:
+        accum = np.asarray(accum, dtype=float)
+    x, y, ids = _check_inputs(x, y, ids, name, accum)
     if not (isinstance(folds, int) and folds >= 2):
         raise FitError(f"{_where(name)}folds must be an integer >= 2, got {folds!r}")
     n = len(ids)
@@ -335,7 +453,8 @@ def cross_validate(x: Any, y: Any, ids: Sequence[str], model_factory: Callable[[
                            f"({', '.join(np.asarray(ids)[test][:3])}): {e}; sample more varied networks") from None
         pred[test] = model.predict(x[test])
     final = model_factory().fit(x, y)
-    accum = x if x.ndim == 1 else x.sum(axis=1)
+    if accum is None:
+        accum = x if x.ndim == 1 else x.sum(axis=1)
     return CVResult(ids=ids, x=x, y=y, heldout_pred=pred, fold=fold, n_folds=k, method=method,
                     before=regression_metrics(y, accum),
                     heldout_after=regression_metrics(y, pred),
@@ -372,6 +491,10 @@ class RuntimeFit:
     n_folds: int
     downweighted: List[str] = field(default_factory=list)  # Huber's outliers_ (robust fits only)
     per_op: Optional[Dict[str, Any]] = None
+    model: str = "scale-bias"                      # the chosen calibration model
+    candidates: Dict[str, Any] = field(default_factory=dict)  # name -> {params, heldout_after}
+    edges: Dict[str, Any] = field(default_factory=dict)       # metrics.edge_metrics of the held-out
+    calibration: Optional[Calibration] = None      # the chosen model's, when module look-ups were given
 
     @property
     def heldout_pred(self) -> Dict[str, float]:
@@ -387,6 +510,13 @@ class RuntimeFit:
             "insample": {"note": INSAMPLE_NOTE, "after": json_safe_metrics(self.insample_after)},
             "downweighted": list(self.downweighted),
             "per_op": _json_per_op(self.per_op),
+            "model": self.model,
+            "candidates": {k: {**v, "heldout_after": json_safe_metrics(v["heldout_after"])}
+                           for k, v in self.candidates.items()},
+            "edges": self.edges,
+            "calibration": None if self.calibration is None else {
+                "model": self.calibration.model, "const": self.calibration.const,
+                "params": self.calibration.params, "contrib": self.calibration.contrib},
             "networks": [{"id": i, "accum_us": a, "measured_us": m, "heldout_pred_us": h, "fold": f}
                          for i, a, m, h, f in zip(self.ids, self.accum, self.measured, self.heldout, self.fold)],
         }
@@ -405,7 +535,15 @@ class RuntimeFit:
                    measured=[float(e["measured_us"]) for e in nets],
                    heldout=[float(e["heldout_pred_us"]) for e in nets], fold=[int(e["fold"]) for e in nets],
                    cv_method=d["cv"]["method"], n_folds=int(d["cv"]["folds"]),
-                   downweighted=list(d.get("downweighted", [])), per_op=per_op)
+                   downweighted=list(d.get("downweighted", [])), per_op=per_op,
+                   model=d.get("model", "scale-bias"),
+                   candidates={k: {**v, "heldout_after": metrics_from_json(v["heldout_after"])}
+                               for k, v in d.get("candidates", {}).items()},
+                   edges=d.get("edges", {}),
+                   calibration=None if not d.get("calibration") else Calibration(
+                       d["calibration"]["model"], float(d["calibration"]["const"]),
+                       {k: float(v) for k, v in d["calibration"]["contrib"].items()},
+                       d["calibration"].get("params", {})))
 
 
 def _json_per_op(per_op: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
@@ -423,6 +561,7 @@ class FitReport:
     epsilon: float = 1.35
     folds: int = 5
     seed: int = 0
+    selection: str = "scale-bias"   # what was asked: auto or one model name
 
     @property
     def model(self) -> str:
@@ -432,7 +571,16 @@ class FitReport:
         """Strict-JSON-serialisable dict (NaN metrics become ``null``)."""
         return {
             "model": {"kind": "scale+bias", "robust": self.robust, "epsilon": self.epsilon,
-                      "formula": "measured_us ~= scale * accumulated_us + bias"},
+                      "formula": "measured_us ~= scale * accumulated_us + bias",
+                      "selection": self.selection,
+                      "chosen": {rt: r.model for rt, r in self.runtimes.items()},
+                      "formulas": {"scale-bias": "scale * sum(lat) + bias",
+                                   "module-overhead": "scale * sum(lat) + overhead * n_modules + bias; all >= 0",
+                                   "per-op": "sum_t scale_t * sum(lat of type t) + overhead * n_modules + bias; "
+                                             "all >= 0"},
+                      "note": "'scale'/'bias' of a runtime are always the scale-bias fit; 'model' names the "
+                              "chosen one, whose held-out metrics are 'heldout.after' and whose "
+                              "'calibration' the estimator embeds"},
             "cv": {"folds": self.folds, "seed": self.seed, "note": HELDOUT_NOTE},
             "runtimes": {rt: r.to_dict() for rt, r in self.runtimes.items()},
         }
@@ -441,7 +589,8 @@ class FitReport:
     def from_dict(cls, d: Mapping[str, Any]) -> "FitReport":
         return cls(runtimes={rt: RuntimeFit.from_dict(r) for rt, r in d["runtimes"].items()},
                    robust=bool(d["model"]["robust"]), epsilon=float(d["model"]["epsilon"]),
-                   folds=int(d["cv"]["folds"]), seed=int(d["cv"]["seed"]))
+                   folds=int(d["cv"]["folds"]), seed=int(d["cv"]["seed"]),
+                   selection=d["model"].get("selection", "scale-bias"))
 
 
 def _per_op_fit(rt: str, ids: List[str], y: np.ndarray, feats: Tuple[Sequence[str], Any],
@@ -457,15 +606,35 @@ def _per_op_fit(rt: str, ids: List[str], y: np.ndarray, feats: Tuple[Sequence[st
             "note": "advisory: per-op-type scales evaluated on the same folds; the estimator uses scale+bias"}
 
 
+MODELS = ("scale-bias", "module-overhead", "per-op")
+MODEL_CHOICES = ("auto",) + MODELS
+
+# (module uid lists aligned with the ids, {uid: table us}, {uid: op type}) per runtime
+Networks = Mapping[str, Tuple[Sequence[Sequence[str]], Mapping[str, float], Mapping[str, str]]]
+
+
 def fit_runtimes(pairs: Pairs, robust: bool = False, folds: int = 5, seed: int = 0,
-                 epsilon: float = 1.35, op_features: Optional[OpFeatures] = None) -> FitReport:
-    """Fit and cross-validate :class:`ScaleBias` for each runtime of ``pairs``.
+                 epsilon: float = 1.35, op_features: Optional[OpFeatures] = None,
+                 model: str = "auto", networks: Optional[Networks] = None,
+                 extremes: Optional[Mapping[str, str]] = None) -> FitReport:
+    """Fit and cross-validate the calibration models for each runtime of ``pairs``.
 
     ``pairs[runtime] = (ids, accumulated_us, measured_us)``, aligned by position within
-    one runtime (each triple is one network). ``op_features[runtime] = (op_types,
-    matrix)`` optionally adds a :class:`PerOpScale` comparison (rows aligned with ids).
-    Raises :class:`~profiler.errors.FitError` naming the runtime on bad data.
+    one runtime (each triple is one network). ``networks[runtime]`` (module uids of each
+    network, the table look-ups and op types) enables the ``module-overhead`` and ``per-op``
+    models (:class:`OverheadModel`) and the runtime's :class:`Calibration`. ``model`` is one of
+    :data:`MODEL_CHOICES`; ``auto`` picks the lowest held-out MAPE among the models available
+    (every model is cross-validated on the same folds and recorded in ``candidates``).
+    ``extremes`` (``{id: name}``) names the edge networks in the edge metrics.
+    ``op_features[runtime] = (op_types, matrix)`` optionally adds the older advisory
+    :class:`PerOpScale` comparison. Raises :class:`~profiler.errors.FitError` naming the
+    runtime on bad data.
     """
+    from profiler.fit.metrics import edge_metrics
+    if model not in MODEL_CHOICES:
+        raise FitError(f"unknown calibration model {model!r}; use one of {', '.join(MODEL_CHOICES)}")
+    if model in ("module-overhead", "per-op") and networks is None:
+        raise FitError(f"the {model} model needs each network's modules (networks=...)")
     if not pairs:
         raise FitError("no runtime to fit (no networks were paired with measurements)")
     out: Dict[str, RuntimeFit] = {}
@@ -478,15 +647,42 @@ def fit_runtimes(pairs: Pairs, robust: bool = False, folds: int = 5, seed: int =
             raise FitError(f"{rt}: the accumulated latency must be one number per network")
         cv = cross_validate(x, y, ids, lambda: ScaleBias(robust=robust, epsilon=epsilon),
                             folds=folds, seed=seed, name=rt)
+        results: Dict[str, CVResult] = {"scale-bias": cv}
+        lat = types = None
+        if networks is not None and rt in networks:
+            uid_lists, lat, types = networks[rt]
+            if len(uid_lists) != len(cv.ids):
+                raise FitError(f"{rt}: {len(uid_lists)} module lists for {len(cv.ids)} networks")
+            all_types = sorted({types.get(u, op_type(u)) for uids in uid_lists for u in uids})
+            for name, op_types in (("module-overhead", ["*"]), ("per-op", all_types)):
+                X = overhead_features(uid_lists, lat, op_types, types)
+                results[name] = cross_validate(X, y, ids, lambda t=op_types: OverheadModel(t), folds=folds,
+                                               seed=seed, name=f"{rt} ({name})", accum=x)
+        chosen = min(results, key=lambda k: (results[k].heldout_after["mape"], MODELS.index(k))) \
+            if model == "auto" else model
+        best = results[chosen]
         per_op = None
         if op_features is not None and rt in op_features:
             per_op = _per_op_fit(rt, cv.ids, cv.y, op_features[rt], cv, folds, seed)
-        model = cv.model
+        candidates = {}
+        for name, res in results.items():
+            m = res.model
+            params = ({"scale": float(m.scale_), "bias": float(m.bias_)} if name == "scale-bias" else
+                      {"op_types": list(m.op_types), "scale": [float(c) for c in m.scale_],
+                       "overhead_us": m.overhead_, "bias_us": m.bias_})
+            candidates[name] = {"params": params, "heldout_after": res.heldout_after,
+                                "worst_ape": float(res.heldout_after["max_ape"])}
+        calib = best.model.calibration(lat, types) if lat is not None else None
+        sb = cv.model
         out[rt] = RuntimeFit(
-            runtime=rt, n=len(cv.ids), scale=float(model.scale_), bias=float(model.bias_),
-            heldout_before=cv.before, heldout_after=cv.heldout_after, insample_after=cv.insample_after,
+            runtime=rt, n=len(cv.ids), scale=float(sb.scale_), bias=float(sb.bias_),
+            heldout_before=cv.before, heldout_after=best.heldout_after, insample_after=best.insample_after,
             ids=list(cv.ids), accum=[float(v) for v in cv.x], measured=[float(v) for v in cv.y],
-            heldout=[float(v) for v in cv.heldout_pred], fold=[int(f) for f in cv.fold],
+            heldout=[float(v) for v in best.heldout_pred], fold=[int(f) for f in cv.fold],
             cv_method=cv.method, n_folds=cv.n_folds,
-            downweighted=[i for i, o in zip(cv.ids, model.outliers_) if o], per_op=per_op)
-    return FitReport(runtimes=out, robust=bool(robust), epsilon=float(epsilon), folds=folds, seed=seed)
+            downweighted=[i for i, o in zip(cv.ids, sb.outliers_) if o], per_op=per_op,
+            model=chosen, candidates=candidates,
+            edges=edge_metrics(cv.y, best.heldout_pred, cv.ids, dict(extremes or {})),
+            calibration=calib)
+    return FitReport(runtimes=out, robust=bool(robust), epsilon=float(epsilon), folds=folds, seed=seed,
+                     selection=model)

@@ -107,6 +107,10 @@ def _metrics_text(m: Mapping[str, Any]) -> str:
             f"Spearman {f(m.get('spearman'), '.3f')}, Kendall {f(m.get('kendall'), '.3f')}")
 
 
+def _pct(share: Any) -> str:
+    return "n/a" if share is None else f"{100 * share:.0f}%"
+
+
 def plot_report(fit_report: FitReport):
     """A matplotlib ``Figure`` (Agg canvas) with two panels per runtime."""
     import numpy as np
@@ -115,15 +119,15 @@ def plot_report(fit_report: FitReport):
 
     runtimes = list(fit_report.runtimes.values())
     rows = max(1, len(runtimes))
-    fig = Figure(figsize=(11, 4.2 * rows), dpi=100, layout="constrained")
+    fig = Figure(figsize=(16, 4.2 * rows), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     if not runtimes:
         ax = fig.add_subplot(1, 1, 1)
         ax.text(0.5, 0.5, "no runtime was fitted", ha="center", va="center")
         ax.set_axis_off()
         return fig
-    axes = fig.subplots(rows, 2, squeeze=False)
-    for (ax, rax), r in zip(axes, runtimes):
+    axes = fig.subplots(rows, 3, squeeze=False)
+    for (ax, rax, dax), r in zip(axes, runtimes):
         y = np.asarray(r.measured, dtype=float)
         p = np.asarray(r.heldout, dtype=float)
         lo = float(min(y.min(), p.min()))
@@ -141,6 +145,12 @@ def plot_report(fit_report: FitReport):
             for i in worst:
                 ax.annotate(r.ids[i], (y[i], p[i]), textcoords="offset points", xytext=(4, -10), fontsize=7,
                             color="tab:red")
+        ext = (r.edges or {}).get("extremes", {})
+        idx = {i: k for k, i in enumerate(r.ids)}
+        ek = [idx[v["id"]] for v in ext.values() if v["id"] in idx]
+        if ek:
+            ax.scatter(y[ek], p[ek], s=30, marker="D", facecolors="none", edgecolors="tab:orange",
+                       label="extreme architectures")
         ax.set_xlim(line[0], line[1])
         ax.set_ylim(line[0], line[1])
         ax.set_xlabel("measured latency (us)")
@@ -162,6 +172,16 @@ def plot_report(fit_report: FitReport):
         for i in worst:
             rax.annotate(r.ids[i], (y[i], rel[i]), textcoords="offset points", xytext=(4, 4), fontsize=7,
                          color="tab:red")
+        dec = (r.edges or {}).get("deciles", [])
+        if dec:
+            dax.bar([d["decile"] for d in dec], [d["mape"] for d in dec], color="tab:blue", label="MAPE")
+            dax.scatter([d["decile"] for d in dec], [d["max_ape"] for d in dec], color="tab:red", marker="_",
+                        s=200, label="worst")
+            dax.legend(fontsize=8)
+        cons = ", ".join(f"p{c['percentile']}: {_pct(c['overshoot'])}" for c in (r.edges or {}).get("constraint", []))
+        dax.set_xlabel("decile of measured latency (1 = fastest)")
+        dax.set_ylabel("held-out |error| (%)")
+        dax.set_title(f"{r.runtime}: error by latency decile ({r.model})\nover-bound share {cons}", fontsize=9)
     return fig
 
 
@@ -175,23 +195,51 @@ def _num(v: Any, spec: str, suffix: str = "") -> str:
 
 def summary_lines(fit_report: FitReport) -> List[str]:
     """Aligned text table, one line per runtime, of the held-out accuracy and coefficients."""
-    rows = [["runtime", "n", "MAPE before -> after", "within +-10%", "Spearman", "scale", "bias (us)"]]
+    rows = [["runtime", "n", "model", "MAPE before -> after", "within +-10%", "Spearman", "scale", "bias (us)"]]
     for r in fit_report.runtimes.values():
         before, after = r.heldout_before, r.heldout_after
         w10 = after.get("within_10")
         rows.append([
-            r.runtime, str(r.n),
+            r.runtime, str(r.n), r.model,
             f"{_num(before.get('mape'), '.2f', '%')} -> {_num(after.get('mape'), '.2f', '%')}",
             _num(None if w10 is None else 100 * w10, ".1f", "%"),
             _num(after.get("spearman"), ".4f"),
             _num(r.scale, ".6g"), _num(r.bias, ".6g"),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    right = {1, 2, 3, 4, 5, 6}
+    right = {1, 3, 4, 5, 6, 7}
     lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
              for row in rows]
     methods = sorted({f"{r.cv_method}" for r in fit_report.runtimes.values()})
     model = "Huber" if fit_report.robust else "least-squares"
-    lines.append(f"(held-out accuracy: {', '.join(methods) or 'no runtimes'}; {model} scale and bias "
-                 f"fitted on all networks)")
+    lines.append(f"(held-out accuracy: {', '.join(methods) or 'no runtimes'}; 'before' is the raw sum of the "
+                 f"look-ups; scale and bias are the {model} scale-bias fit, 'model' the one chosen)")
+    for r in fit_report.runtimes.values():
+        lines.extend(edge_lines(r))
     return lines
+
+
+def edge_lines(r: Any) -> List[str]:
+    """The edges of one runtime's held-out predictions: models compared, worst, extremes, constraints."""
+    out: List[str] = []
+    if r.candidates:
+        out.append(f"{r.runtime}: held-out MAPE by model: " + ", ".join(
+            f"{k} {_num(v['heldout_after'].get('mape'), '.2f', '%')}" for k, v in r.candidates.items())
+            + f" -> {r.model}")
+    e = r.edges or {}
+    if e.get("worst"):
+        w = e["worst"]
+        out.append(f"{r.runtime}: worst {w['id']} {w['error_pct']:+.1f}% "
+                   f"(measured {w['measured_us']:.0f} us, predicted {w['pred_us']:.0f} us)")
+    if e.get("extremes"):
+        out.append(f"{r.runtime}: extremes: " + ", ".join(
+            f"{name} {v['error_pct']:+.1f}%" for name, v in e["extremes"].items()))
+    if e.get("deciles"):
+        out.append(f"{r.runtime}: MAPE by latency decile: " + " ".join(
+            f"{d['mape']:.1f}" for d in e["deciles"]) + " (%)")
+    if e.get("constraint"):
+        out.append(f"{r.runtime}: constraint check (bound = percentile of measured; share predicted within "
+                   f"that exceed it): " + ", ".join(
+                       f"p{c['percentile']} {_num(None if c['overshoot'] is None else 100 * c['overshoot'], '.0f', '%')}"
+                       f" of {c['n_predicted_within']}" for c in e["constraint"]))
+    return out

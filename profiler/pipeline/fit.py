@@ -27,6 +27,8 @@ class FitInputs:
     missing: Dict[str, List[str]] = field(default_factory=dict)  # runtime -> ids without measurement
     granularity: str = "block"
     space: Dict[str, Any] = field(default_factory=dict)  # the networks manifest's space (name, path, sha256)
+    modules: Dict[str, List[List[str]]] = field(default_factory=dict)  # runtime -> module uids per network
+    extremes: Dict[str, str] = field(default_factory=dict)             # id -> extreme name (manifest)
 
 
 def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str, stat: str,
@@ -34,7 +36,9 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
     doc = read_manifest(sampled)
     if doc.get("kind") != "networks":
         raise FitError(f"{sampled}: holds modules, not sampled networks (use 'profiler sample')")
-    granularity = doc.get("granularity") or "block"
+    # the table's granularity decides which module list of each network is looked up (every
+    # sampled network lists its modules at both granularities)
+    granularity = table.meta.get("granularity") or doc.get("granularity") or "block"
     meas: Dict[Tuple[str, str], Dict[str, Any]] = {}
     for path in measured:
         for (uid, rt), rec in read_store(path).latest().items():
@@ -47,10 +51,11 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
                        f"table ({', '.join(table.runtimes)})")
     from profiler.table.accumulate import network_sum
     inputs = FitInputs({}, {}, granularity, dict(doc.get("space") or {}))
+    inputs.extremes = {e["uid"]: e["extreme"] for e in doc["entries"] if e.get("extreme")}
     for rt in chosen:
         if rt not in table.runtimes:
             raise FitError(f"runtime {rt} is not in the table (it has {', '.join(table.runtimes)})")
-        ids, xs, ys, missing = [], [], [], []
+        ids, xs, ys, missing, mods = [], [], [], [], []
         for e in doc["entries"]:
             rec = meas.get((e["uid"], rt))
             if rec is None:
@@ -60,10 +65,12 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
                 raise FitError(f"{e['uid']} on {rt}: the measurement has no {key!r} "
                                f"(it has {', '.join(rec.get('stats', {}))}); choose --key")
             ids.append(e["uid"])
+            mods.append(list(e["module_uids"][granularity]))
             xs.append(network_sum(table, e["module_uids"][granularity], rt, table_key, table_stat, e["uid"]))
             ys.append(float(rec["stats"][key][stat]))
         inputs.pairs[rt] = (ids, xs, ys)
         inputs.missing[rt] = missing
+        inputs.modules[rt] = mods
     return inputs
 
 
@@ -90,25 +97,30 @@ def provenance(table: Any, table_path: Path, extra: Dict[str, Any]) -> Dict[str,
 
 def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out: Path,
                   key: str = "Total Inference Time", stat: str = "Median_Time",
-                  table_key: str = "Layers Time", table_stat: str = "Median_Time", robust: bool = False,
-                  folds: int = 5, seed: int = 0, runtimes: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+                  table_key: str = "Forward Propagate", table_stat: str = "Median_Time", robust: bool = False,
+                  folds: int = 5, seed: int = 0, runtimes: Optional[Sequence[str]] = None,
+                  model: str = "auto") -> Dict[str, Any]:
     """Fit per runtime and write ``out`` (estimator.py) plus report.json/report.png beside it."""
     from profiler.fit.codegen import write_estimator, write_nnabla_nas_adapter
-    from profiler.fit.models import fit_runtimes
+    from profiler.fit.models import fit_runtimes, op_type
     from profiler.fit.report import write_report
     from profiler.table.latency import LatencyTable
 
     table = LatencyTable.load(table_path)
     inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes)
-    report = fit_runtimes(inputs.pairs, robust=robust, folds=folds, seed=seed)
+    values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.uids
+                   if _has(table, uid, rt, table_key, table_stat)} for rt in inputs.pairs}
+    op_types = {uid: op_type(uid) for uid in table.uids}
+    networks = {rt: (inputs.modules[rt], values[rt], op_types) for rt in inputs.pairs}
+    report = fit_runtimes(inputs.pairs, robust=robust, folds=folds, seed=seed, model=model,
+                          networks=networks, extremes=inputs.extremes)
+    calibrations = {rt: r.calibration for rt, r in report.runtimes.items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     info = report.to_dict()
     info.update({"target_key": key, "target_stat": stat, "table_key": table_key, "table_stat": table_stat,
                  "granularity": inputs.granularity, "missing": inputs.missing})
     files = write_report(report, out.parent, extra=info)
-    calibrations = {rt: scale_bias_calibration(r.scale, r.bias, table, rt, table_key, table_stat)
-                    for rt, r in report.runtimes.items()}
     accuracy = {rt: r.heldout_after for rt, r in report.runtimes.items()}
     prov = provenance(table, table_path, {"granularity": inputs.granularity, "measured_key": key,
                                           "measured_stat": stat, "heldout": accuracy})
@@ -116,7 +128,7 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
     write_estimator(out, calibrations, table_key, table_stat, prov, space)
     adapter = write_nnabla_nas_adapter(out)
     return {"report": report, "files": {"estimator": out, "nnabla_nas_estimator": adapter, **files},
-            "missing": inputs.missing}
+            "missing": inputs.missing, "calibrations": calibrations}
 
 
 def _has(table: Any, uid: str, rt: str, key: str, stat: str) -> bool:
@@ -125,13 +137,6 @@ def _has(table: Any, uid: str, rt: str, key: str, stat: str) -> bool:
         return not math.isnan(table.lookup(uid, rt, key, stat))
     except TableError:
         return False
-
-
-def scale_bias_calibration(scale: float, bias: float, table: Any, rt: str, key: str, stat: str) -> Any:
-    """Today's fit as a Calibration: ``const = bias``, ``contrib[uid] = scale * look-up``."""
-    from profiler.fit.calibration import Calibration
-    contrib = {uid: scale * table.lookup(uid, rt, key, stat) for uid in table.uids if _has(table, uid, rt, key, stat)}
-    return Calibration("scale-bias", float(bias), contrib, {"scale": float(scale), "bias": float(bias)})
 
 
 def sampled_space(sampled: Path, info: Dict[str, Any], granularity: str) -> Dict[str, Any]:

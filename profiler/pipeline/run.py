@@ -60,8 +60,9 @@ class PipelinePaths:
 
 def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig, num: int = 50,
                  seed: int = 0, granularity: str = "block", key: str = "Total Inference Time",
-                 stat: str = "Median_Time", table_key: str = "Layers Time",
+                 stat: str = "Median_Time", table_key: str = "Forward Propagate",
                  table_stat: str = "Median_Time", robust: bool = False,
+                 strategy: str = "spread", model: str = "auto",
                  on_stage: Optional[Stage] = None,
                  progress: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
     """Run every step; ``progress(label)`` returns a context manager with ``update``."""
@@ -95,11 +96,11 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
         raise ProfilerError(f"{len(summaries['modules'].failed)} modules failed to measure ({failed} ...); "
                             f"the table lacks them, so networks cannot be estimated. Fix the cause and "
                             f"re-run the same command to retry only those")
-    stage(f"4/6 sample {num} networks (seed {seed})")
+    stage(f"4/6 sample {num} networks ({strategy}, seed {seed})")
     with bar("sample") as b:
         sample(space, num, seed, paths.networks, table_path=Path(f"{paths.table}.json"),
                granularity=granularity, key=table_key, stat=table_stat,
-               on_progress=b.update if b else None)
+               on_progress=b.update if b else None, strategy=strategy)
     stage("5/6 bench networks")
     with bar("bench networks") as b:
         summaries["networks"] = run_session(paths.networks, paths.network_results, target, cfg, resume=True,
@@ -107,7 +108,7 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
     stage("6/6 fit estimator")
     result = fit_estimator(paths.networks, [paths.network_results], Path(f"{paths.table}.json"),
                            paths.estimator, key=key, stat=stat, table_key=table_key, table_stat=table_stat,
-                           robust=robust)
+                           robust=robust, model=model)
     result["summaries"] = summaries
     result["paths"] = paths
     result["table"] = table

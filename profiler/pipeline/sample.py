@@ -36,10 +36,13 @@ def network_entry(a: A.Architecture, pos: Sequence[A.Position], files: Dict[str,
 
 
 def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Optional[Path] = None,
-           granularity: Optional[str] = None, key: str = "Layers Time", stat: str = "Median_Time",
-           on_progress: Optional[Progress] = None, jobs: Optional[int] = None) -> Path:
+           granularity: Optional[str] = None, key: str = "Forward Propagate", stat: str = "Median_Time",
+           on_progress: Optional[Progress] = None, jobs: Optional[int] = None,
+           strategy: str = A.DEFAULT_STRATEGY) -> Path:
     """Draw ``num`` networks, write their models and ``manifest.json`` (+ ``accum.json``).
 
+    ``strategy`` is ``spread`` (default) or ``uniform`` (see :func:`profiler.space.arch.sample`);
+    the space's extreme architectures always come first (``"extreme"`` in their entries).
     Models are written by ``jobs`` processes (default: one per CPU)."""
     from profiler.models.build import ModelTask, write_models
     space, pos = load_checked(space_path)
@@ -49,7 +52,9 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
         table = LatencyTable.load(table_path)
         granularity = granularity or table.meta.get("granularity") or "block"
     granularity = granularity or "block"
-    archs = A.sample(pos, num, seed)
+    if strategy not in A.STRATEGIES:
+        raise ManifestError(f"unknown sampling strategy {strategy!r}; use one of {', '.join(A.STRATEGIES)}")
+    archs = A.sample(pos, num, seed, strategy=strategy, with_extremes=True)
     if table is not None:  # fail before building anything if a module is not in the table
         probe = [{"uid": a.arch_id,
                   "module_uids": {granularity: M.module_uids(A.blocks_of(pos, a.choices), granularity)}}
@@ -64,7 +69,7 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
     todo = []
     for a in archs:
         prev = old.get(a.arch_id)
-        if prev and prev.get("choices") == list(a.choices) and all(
+        if prev and prev.get("choices") == list(a.choices) and prev.get("extreme") == a.extreme and all(
                 (out_dir / f).is_file() for f in prev["files"].values()):
             entries[a.arch_id] = prev
         else:
@@ -81,7 +86,7 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
     write_models(todo, out_dir, jobs=jobs, on_done=finished)
     entries_list = [entries[a.arch_id] for a in archs]
     path = write_manifest(out_dir, {"kind": "networks", "space": space_info(space), "granularity": granularity,
-                                    "seed": seed, "generator": generator_info(), "entries": entries_list})
+                                    "seed": seed, "strategy": strategy, "generator": generator_info(), "entries": entries_list})
     if table is not None:
         write_json(out_dir / ACCUM_FILE, {
             "table": str(Path(table_path).resolve()), "granularity": granularity, "key": key, "stat": stat,

@@ -103,11 +103,15 @@ class Architecture:
 
     arch_id: str
     choices: Tuple[int, ...]
+    extreme: Optional[str] = None   # the edge it stands for (see :func:`extremes`), else None
 
     def to_dict(self, pos: Sequence[Position]) -> Dict[str, object]:
         choice_pos = [p for p in pos if p.choice]
-        return {"id": self.arch_id, "choices": list(self.choices),
-                "labels": [p.label(c) for p, c in zip(choice_pos, self.choices)]}
+        d: Dict[str, object] = {"id": self.arch_id, "choices": list(self.choices),
+                                "labels": [p.label(c) for p, c in zip(choice_pos, self.choices)]}
+        if self.extreme is not None:
+            d["extreme"] = self.extreme
+        return d
 
 
 def blocks_of(pos: Sequence[Position], choices: Sequence[int]) -> List[Optional[M.ModuleSpec]]:
@@ -128,19 +132,97 @@ def blocks_of(pos: Sequence[Position], choices: Sequence[int]) -> List[Optional[
     return result
 
 
-def sample(pos: Sequence[Position], num: int, seed: int) -> List[Architecture]:
-    """``num`` architectures drawn uniformly per choice block (skip included where allowed).
+STRATEGIES = ("spread", "uniform")
+DEFAULT_STRATEGY = "spread"
 
-    Seeded and reproducible; duplicates are redrawn while the space allows, so every id
-    names a distinct network.
+
+def _by_cost(p: Position) -> List[int]:
+    """Option indices of ``p`` from cheapest to most expensive (MACs, then params, then index)."""
+    costs = [M.cost(o) for o in p.options]
+    return sorted(range(len(p.options)), key=lambda i: (costs[i]["macs"], costs[i]["params"], i))
+
+
+def extremes(pos: Sequence[Position]) -> List[Tuple[str, Tuple[int, ...]]]:
+    """The edge architectures of the space, ``[(name, choices)]``, distinct, in a fixed order.
+
+    ``smallest``: skip wherever allowed, the cheapest candidate (MACs) elsewhere; ``largest``:
+    the most expensive candidate everywhere; ``skip-largest``: skip wherever allowed, the most
+    expensive candidate elsewhere; ``cand-k``: candidate ``k`` at every position (clamped to a
+    position's last candidate), one per uniform candidate choice. A name whose choices equal
+    an earlier one is left out.
     """
+    choice_pos = [p for p in pos if p.choice]
+    if not choice_pos:
+        return []
+    ranked = [_by_cost(p) for p in choice_pos]
+    skip = [len(p.options) if p.skip else None for p in choice_pos]
+    smallest = tuple(s if s is not None else r[0] for s, r in zip(skip, ranked))
+    largest = tuple(r[-1] for r in ranked)
+    skip_largest = tuple(s if s is not None else r[-1] for s, r in zip(skip, ranked))
+    named = [("smallest", smallest), ("largest", largest), ("skip-largest", skip_largest)]
+    for k in range(max(len(p.options) for p in choice_pos)):
+        named.append((f"cand-{k}", tuple(min(k, len(p.options) - 1) for p in choice_pos)))
+    out, seen = [], set()
+    for name, choices in named:
+        if choices not in seen:
+            seen.add(choices)
+            out.append((name, choices))
+    return out
+
+
+def _uniform_draw(rng: random.Random, choice_pos: Sequence[Position]) -> Tuple[int, ...]:
+    return tuple(rng.randrange(p.n_choices) for p in choice_pos)
+
+
+def _spread_draw(rng: random.Random, choice_pos: Sequence[Position],
+                 ranked: Sequence[Sequence[int]]) -> Tuple[int, ...]:
+    """One network with its own propensities: ``p_skip`` for skip, ``p_large`` for big candidates.
+
+    Both are drawn uniformly per network, so some networks skip almost everything and take
+    small candidates while others take the largest everywhere; the sum over ~20 positions
+    then spreads from the smallest to the largest latency instead of piling up in the middle.
+    Elsewhere the candidate's cost rank is Binomial(n_options - 1, p_large).
+    """
+    p_skip, p_large = rng.random(), rng.random()
+    choices = []
+    for p, order in zip(choice_pos, ranked):
+        if p.skip and rng.random() < p_skip:
+            choices.append(len(p.options))
+            continue
+        rank = sum(rng.random() < p_large for _ in range(len(p.options) - 1))
+        choices.append(order[rank])
+    return tuple(choices)
+
+
+def sample(pos: Sequence[Position], num: int, seed: int, strategy: str = "uniform",
+           with_extremes: bool = False) -> List[Architecture]:
+    """``num`` distinct architectures, seeded and reproducible.
+
+    ``strategy``: ``uniform`` draws every choice uniformly (skip included where allowed);
+    ``spread`` draws per-network propensities (see :func:`_spread_draw`) so the sample spans
+    small to large networks. With ``with_extremes`` the :func:`extremes` come first (as
+    many as ``num`` allows) and are marked by :attr:`Architecture.extreme`. Ids are
+    ``arch-NNNN`` by position, so a smaller ``num`` gives a prefix of a larger one; duplicates
+    are redrawn while the space allows, so every id names a distinct network.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     rng = random.Random(seed)
     choice_pos = [p for p in pos if p.choice]
+    ranked = [_by_cost(p) for p in choice_pos]
     seen = set()
     archs: List[Architecture] = []
+    for name, choices in (extremes(pos) if with_extremes else []):
+        if len(archs) >= num:
+            break
+        seen.add(choices)
+        archs.append(Architecture(f"arch-{len(archs):04d}", choices, name))
     attempts = 0
     while len(archs) < num:
-        choices = tuple(rng.randrange(p.n_choices) for p in choice_pos)
+        if strategy == "uniform":
+            choices = _uniform_draw(rng, choice_pos)
+        else:
+            choices = _spread_draw(rng, choice_pos, ranked)
         attempts += 1
         if choices in seen and attempts < 100 * num:
             continue

@@ -66,11 +66,12 @@ def test_write_report_files(report, tmp_path):
     assert pixels.std() > 0.05  # not a blank image
 
 
-def test_plot_has_two_panels_per_runtime(report):
+def test_plot_has_three_panels_per_runtime(report):
     fig = plot_report(report)
     axes = fig.get_axes()
-    assert len(axes) == 4
-    assert "CPU" in axes[0].get_title() and "GPU_FP16" in axes[2].get_title()
+    assert len(axes) == 6
+    assert "CPU" in axes[0].get_title() and "GPU_FP16" in axes[3].get_title()
+    assert "decile" in axes[2].get_xlabel()
     assert axes[0].get_xlabel() == "measured latency (us)"
     # the worst network (> 10 % off) is labelled by id
     assert any(t.get_text() == "arch-0007" for t in axes[0].texts)
@@ -104,8 +105,9 @@ def test_read_report_errors(tmp_path):
 
 def test_summary_lines(report):
     lines = summary_lines(report)
-    assert len(lines) == 4  # header, two runtimes, footnote
-    header, cpu, gpu, foot = lines
+    header, cpu, gpu, foot = lines[:4]  # header, two runtimes, footnote, then the edges per runtime
+    assert any(l.startswith("CPU: worst ") for l in lines[4:])
+    assert any(l.startswith("CPU: constraint check") for l in lines[4:])
     assert header.split()[:2] == ["runtime", "n"]
     assert cpu.startswith("CPU ") and gpu.startswith("GPU_FP16 ")
     r = report.runtimes["CPU"]

@@ -48,11 +48,21 @@ def test_estimator_agrees_with_table_in_a_fresh_interpreter(workdir):
     table = LatencyTable.load(workdir / "table.json")
     full = json.loads((workdir / "report.json").read_text())
     report = full["runtimes"]["ORT_CPU"]
-    assert (full["table_key"], full["table_stat"]) == ("Layers Time", "Median_Time")  # the defaults
+    assert (full["table_key"], full["table_stat"]) == ("Forward Propagate", "Median_Time")  # the defaults
     nets = json.loads((workdir / "networks" / "manifest.json").read_text())["entries"]
+    assert nets[0]["extreme"] == "smallest" and nets[1]["extreme"] == "largest"
     uids = nets[3]["module_uids"]["block"]
-    looked_up = sum(table.lookup(u, "ORT_CPU", full["table_key"], full["table_stat"]) for u in uids)
-    expected = report["scale"] * looked_up + report["bias"]
+    calib = report["calibration"]
+    assert calib["model"] == report["model"] and set(report["candidates"]) == {
+        "scale-bias", "module-overhead", "per-op"}
+    if calib["model"] == "scale-bias":
+        looked_up = sum(table.lookup(u, "ORT_CPU", full["table_key"], full["table_stat"]) for u in uids)
+        expected = report["scale"] * looked_up + report["bias"]
+    else:
+        p = calib["params"]
+        expected = p["bias_us"] + sum(
+            p["scale"][p["op_types"].index(u.split("[")[0]) if p["op_types"] != ["*"] else 0]
+            * table.lookup(u, "ORT_CPU", full["table_key"], full["table_stat"]) + p["overhead_us"] for u in uids)
     uid_file = workdir / "uids.txt"
     uid_file.write_text("\n".join(uids) + "\n")
     proc = subprocess.run([sys.executable, "-I", "-S", str(workdir / "estimator.py"), "--uids", str(uid_file),

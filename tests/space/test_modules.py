@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pytest
+
 from profiler.space import arch as A
 from profiler.space import modules as M
 from profiler.space.searchspace import load_space
@@ -150,3 +153,33 @@ def test_sampling_is_seeded_and_respects_skip_rules():
         blocks = A.blocks_of(pos, arch.choices)
         uids = M.module_uids(blocks, "block")
         assert len(uids) == sum(b is not None for b in blocks)
+
+
+def test_spread_sampling_adds_distinct_extremes_with_stable_ids():
+    pos = A.positions(load_space(CIFAR))
+    ext = A.extremes(pos)
+    names = [n for n, _ in ext]
+    assert names[:3] == ["smallest", "largest", "skip-largest"] and "cand-0" in names
+    assert len({c for _, c in ext}) == len(ext)
+    choice_pos = [p for p in pos if p.choice]
+    smallest = dict(ext)["smallest"]
+    assert all(c == len(p.options) for p, c in zip(choice_pos, smallest) if p.skip)
+    for strategy in A.STRATEGIES:
+        a = A.sample(pos, 40, seed=1, strategy=strategy, with_extremes=True)
+        assert [x.extreme for x in a[:len(ext)]] == names and all(x.extreme is None for x in a[len(ext):])
+        assert len({x.choices for x in a}) == 40 and len({x.arch_id for x in a}) == 40
+        b = A.sample(pos, 25, seed=1, strategy=strategy, with_extremes=True)
+        assert [(x.arch_id, x.choices) for x in b] == [(x.arch_id, x.choices) for x in a[:25]]
+    with pytest.raises(ValueError, match="strategy"):
+        A.sample(pos, 5, seed=0, strategy="sobol")
+
+
+def test_spread_sampling_spans_a_wider_range_than_uniform():
+    pos = A.positions(load_space(CIFAR))
+
+    def macs(strategy):
+        archs = A.sample(pos, 200, seed=0, strategy=strategy)
+        return np.array([sum(M.cost(b)["macs"] for b in A.blocks_of(pos, a.choices) if b) for a in archs])
+    u, s = macs("uniform"), macs("spread")
+    assert np.percentile(s, 10) < np.percentile(u, 10) and np.percentile(s, 90) > np.percentile(u, 90)
+    assert s.std() > 1.5 * u.std()
