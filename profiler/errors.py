@@ -23,8 +23,9 @@ class StoreFullError(ResultsError):
     """A results store could not be appended to (disk full); what is stored is complete."""
 
 
-class Interrupted(ProfilerError):
-    """Ctrl-C: the message says what was kept."""
+class Interrupted(ProfilerError, KeyboardInterrupt):
+    """Ctrl-C during a bench session: the message says what the store kept (still a
+    ``KeyboardInterrupt`` for callers that stop on one)."""
 
     exit_code = 130
 

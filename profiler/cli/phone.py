@@ -26,10 +26,21 @@ _STATE_HINTS = {
 }
 
 
+def adb_port(text: str) -> int:
+    """argparse type of ``--adb-port``: a TCP port 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
 def _add_adb_options(g) -> None:
     g.add_argument("--adb-host", default=None, metavar="HOST",
                    help="adb server host (default $ANDROID_ADB_SERVER_HOST, else 127.0.0.1)")
-    g.add_argument("--adb-port", type=int, default=None, metavar="PORT",
+    g.add_argument("--adb-port", type=adb_port, default=None, metavar="PORT",
                    help="adb server port (default $ANDROID_ADB_SERVER_PORT, else 5037)")
 
 
