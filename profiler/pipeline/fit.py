@@ -105,6 +105,8 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
     from profiler.fit.report import write_report
     from profiler.table.latency import LatencyTable
 
+    if Path(out).is_dir() or Path(out).name.endswith(("/", ".json")):
+        raise FitError(f"--out {out}: is a directory or not a .py file; name the estimator.py to write")
     table = LatencyTable.load(table_path)
     inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes)
     report = fit_runtimes(inputs.pairs, robust=robust, folds=folds, seed=seed)

@@ -214,6 +214,11 @@ class ResultsStore:
         except NotADirectoryError:
             raise ResultsError(f"{self.path}: a parent of it is a file, not a directory; "
                                "choose another --out") from None
+        except (FileExistsError, FileNotFoundError):
+            raise
+        except OSError as e:
+            raise ResultsError(f"{self.path}: cannot open the results store ({e.strerror}); "
+                               "choose a writable --out") from None
 
     def _lock(self) -> None:
         assert self._fd is not None
@@ -308,5 +313,5 @@ def _make_parent(path: Path) -> None:
         raise ResultsError(f"{path}: a parent of it is a file, not a directory; choose another --out") from None
     except NotADirectoryError:
         raise ResultsError(f"{path}: a parent of it is a file, not a directory; choose another --out") from None
-    except PermissionError:
-        raise ResultsError(f"{path}: permission denied creating its directory; choose a writable --out") from None
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot create its directory ({e.strerror}); choose a writable --out") from None
