@@ -101,8 +101,8 @@ def generate(space_path: Path, out_dir: Path, granularity: str = "block",
     ``out_dir`` is touched. Models are written by ``jobs`` processes (default: one per CPU).
     """
     from profiler.models.build import ModelTask
-    prepare_out_dir(out_dir, "modules")
     space, _ = load_checked(space_path)
+    prepare_out_dir(out_dir, "modules")
     specs = A.candidate_modules(space, granularity)
     previous = _previous(out_dir)
     entries: Dict[str, Dict[str, Any]] = {}

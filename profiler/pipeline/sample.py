@@ -42,8 +42,8 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
 
     Models are written by ``jobs`` processes (default: one per CPU)."""
     from profiler.models.build import ModelTask
-    prepare_out_dir(out_dir, "networks")
     space, pos = load_checked(space_path)
+    prepare_out_dir(out_dir, "networks")
     table = None
     if table_path is not None:
         from profiler.table.latency import LatencyTable

@@ -19,7 +19,7 @@ def test_fit_refuses_measurements_of_another_sample(tiny, tmp_path):
     out = tmp_path / "est" / "estimator.py"
     proc = cli("fit", "--sampled", tiny["n1"], "--measured", tiny["n0_store"], "--table", tiny["table"],
                "--out", out)
-    one_line_error(proc, str(tiny["n0_store"]), str(tiny["n1"]), "arch-0000")
+    one_line_error(proc, str(tiny["n0_store"]), str(tiny["n1"]), "differs")
     assert not out.exists()
 
 
