@@ -15,6 +15,8 @@ from profiler.space.searchspace import SearchSpace, load_space
 
 Progress = Callable[[int, int, str], None]
 
+MAX_OUTPUT_BYTES = 2 << 30  # generate refuses to write more than this without force=True
+
 
 _CHECKED: Set[str] = set()  # spaces whose shapes this process has cross-checked (by sha256)
 
@@ -93,14 +95,32 @@ def generator_info() -> Dict[str, Any]:
     return {"profiler": __version__, "nnabla": nnabla.__version__, "onnx_opset": ONNX_OPSET}
 
 
+def estimate_output(space_path: Path, granularity: str = "block") -> Tuple[int, int]:
+    """``(modules, bytes)`` that :func:`generate` would write: float32 parameters, once in the
+    NNP and once in the ONNX file, plus one activation-sized constant per ReLU6 that nnabla's
+    ONNX exporter writes, plus a few KiB of graph per file (arithmetic, no model built)."""
+    specs = A.candidate_modules(load_space(space_path), granularity)
+
+    def relu6_bytes(spec: M.ModuleSpec) -> int:
+        leaves = spec.leaves() if spec.name in M.BLOCK_TYPES else [spec]
+        return sum(4 * M._numel(leaf.input_shape) for leaf in leaves if leaf.name == "ReLU6")
+
+    return len(specs), sum(8 * M.cost(s)["params"] + relu6_bytes(s) + 8192 for s in specs)
+
+
 def generate(space_path: Path, out_dir: Path, granularity: str = "block",
-             on_progress: Optional[Progress] = None, jobs: Optional[int] = None) -> Path:
+             on_progress: Optional[Progress] = None, jobs: Optional[int] = None,
+             force: bool = False) -> Path:
     """Write every unique module of the space and ``manifest.json``; return the manifest path.
 
     Files already written by an earlier run for the same UID are reused; nothing else in
     ``out_dir`` is touched. Models are written by ``jobs`` processes (default: one per CPU).
     """
     from profiler.models.build import ModelTask
+    n, size = estimate_output(space_path, granularity)
+    if size > MAX_OUTPUT_BYTES and not force:
+        raise ManifestError(f"{space_path}: {n} modules would write about {size / 2**30:.1f} GiB "
+                            f"(more than {MAX_OUTPUT_BYTES / 2**30:.0f} GiB); shrink the space or pass --force")
     space, _ = load_checked(space_path)
     prepare_out_dir(out_dir, "modules")
     specs = A.candidate_modules(space, granularity)
