@@ -14,7 +14,6 @@ present from Android 6 (API 23).
 from __future__ import annotations
 
 import contextlib
-import os
 import posixpath
 import re
 import shlex
@@ -63,12 +62,6 @@ def open_client(host: Optional[str] = None, port: Optional[int] = None,
     (else 127.0.0.1:5037). Note: when nothing listens there, adbutils itself runs
     ``adb start-server`` once (its bundled or ``$ADBUTILS_ADB_PATH`` adb) before giving up.
     """
-    if port is None and os.environ.get("ANDROID_ADB_SERVER_PORT"):
-        text = os.environ["ANDROID_ADB_SERVER_PORT"]
-        if not text.isdigit() or not 1 <= int(text) <= 65535:
-            raise DeviceError(f"ANDROID_ADB_SERVER_PORT={text!r}: not a port number (1-65535); "
-                              "fix or unset it, or pass --adb-port")
-        port = int(text)
     client = adbutils.AdbClient(host=host, port=port, socket_timeout=socket_timeout)
     try:
         client.server_version()
