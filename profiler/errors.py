@@ -19,6 +19,17 @@ class ResultsError(ProfilerError):
     """A results store that is corrupt, of a newer version, or does not match the session."""
 
 
+class StoreFullError(ResultsError):
+    """A results store could not be appended to (disk full); what is stored is complete."""
+
+
+class Interrupted(ProfilerError, KeyboardInterrupt):
+    """Ctrl-C during a bench session: the message says what the store kept (still a
+    ``KeyboardInterrupt`` for callers that stop on one)."""
+
+    exit_code = 130
+
+
 class TableError(ProfilerError):
     """A latency table that is invalid or lacks a module/runtime being looked up."""
 

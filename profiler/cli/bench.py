@@ -10,12 +10,56 @@ from profiler.cli.output import csv_list, info
 from profiler.errors import ProfilerError
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse option values that would measure nothing, twice, or crash later."""
+    import math
+    bounds = [("--threads", args.threads, 1), ("--warmup", args.warmup, 0), ("--min-repeat", args.min_repeat, 1),
+              ("--max-repeat", args.max_repeat, 1), ("--layer-runs", args.layer_runs, 1),
+              ("--rounds", args.rounds, 1), ("--batch-size", args.batch_size, 0),
+              ("--remeasure", args.remeasure, 0)]
+    for name, value, low in bounds:
+        if value < low:
+            raise ProfilerError(f"{name} {value}: must be at least {low}")
+    if args.max_repeat < args.min_repeat:
+        raise ProfilerError(f"--max-repeat {args.max_repeat}: must be at least --min-repeat ({args.min_repeat})")
+    if not math.isfinite(args.min_time) or args.min_time < 0:
+        raise ProfilerError(f"--min-time {args.min_time}: must be a number of seconds >= 0")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise ProfilerError(f"--timeout {args.timeout}: must be a number of seconds > 0")
+    runtimes = csv_list(args.runtime)
+    if not runtimes:
+        raise ProfilerError(f"--runtime {args.runtime!r}: no runtime given (e.g. --runtime ORT_CPU)")
+    twice = sorted({r for r in runtimes if runtimes.count(r) > 1})
+    if twice:
+        raise ProfilerError(f"--runtime {args.runtime}: {', '.join(twice)} given twice; name each runtime once")
+
+
+def _affinity(args: argparse.Namespace):
+    if not args.affinity:
+        return None
+    try:
+        cpus = [int(c) for c in csv_list(args.affinity)]
+    except ValueError:
+        raise ProfilerError(f"--affinity {args.affinity}: expected comma-separated CPU ids, e.g. 0,1") from None
+    if not cpus:
+        raise ProfilerError(f"--affinity {args.affinity!r}: no CPU id given")
+    if getattr(args, "target", "host") == "host" and not getattr(args, "docker", None):
+        import os
+        usable = sorted(os.sched_getaffinity(0))
+        bad = [c for c in cpus if c not in usable]
+        if bad:
+            raise ProfilerError(f"--affinity {args.affinity}: CPU {', '.join(map(str, bad))} not available "
+                                f"here (usable: {','.join(map(str, usable))})")
+    return cpus
+
+
 def session_config(args: argparse.Namespace):
     from profiler.session.target import MeasureConfig, SessionConfig
+    _check_options(args)
     measure = MeasureConfig(warmup=args.warmup, min_time_s=args.min_time, min_repeat=args.min_repeat,
                             max_repeat=args.max_repeat, layer_runs=args.layer_runs, threads=args.threads,
                             rounds=args.rounds)
-    affinity = [int(c) for c in csv_list(args.affinity)] if args.affinity else None
+    affinity = _affinity(args)
     return SessionConfig(runtimes=csv_list(args.runtime), measure=measure, batch_size=args.batch_size,
                          timeout_s=args.timeout, remeasure=args.remeasure, affinity=affinity)
 
@@ -59,6 +103,7 @@ def run_bench(args: argparse.Namespace, models: Path, out: Path, label: str):
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    session_config(args)  # bad options: one line before anything is read or written
     if getattr(args, "docker", None):
         from profiler.cli.docker import bench_in_docker
         return bench_in_docker(args)

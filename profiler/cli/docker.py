@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 from profiler.container.build import DEFAULT_BASE_IMAGE
 from profiler.container.plan import ADB_MODES
 from profiler.cli.output import info as _info
-from profiler.errors import ToolError
+from profiler.errors import Interrupted, ProfilerError, ToolError
 
 # Options consumed on the host, never forwarded into the container.
 _HOST_ONLY = {"docker", "docker_build", "adb_mode", "docker_user", "docker_snpe_sdk", "docker_env",
@@ -224,6 +224,15 @@ def _sigterm_raises_interrupt():
         return None
 
 
+def _kept(out: Path) -> str:
+    """What the store the container wrote holds, for the Ctrl-C line."""
+    from profiler.session.store import read_store
+    try:
+        return f"{out} holds {len(read_store(out).latest())} results"
+    except (ProfilerError, OSError):
+        return f"{out} holds what was stored before the interrupt"
+
+
 def bench_in_docker(args: argparse.Namespace) -> int:
     """``profiler bench ... --docker IMAGE``: the same session inside a container."""
     import signal
@@ -277,6 +286,9 @@ def bench_in_docker(args: argparse.Namespace) -> int:
     old = _sigterm_raises_interrupt()
     try:
         return cengine.run_container(client, plan, on_output=_write)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: the container was stopped; {_kept(out)}; re-run with --resume "
+                          "to continue") from None
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)

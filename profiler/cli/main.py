@@ -42,5 +42,5 @@ def main(argv: Optional[List[str]] = None) -> int:
         error(str(e))
         return e.exit_code
     except KeyboardInterrupt:
-        error("interrupted; everything measured so far is saved (re-run with --resume to continue)")
+        error("interrupted")
         return 130

@@ -11,10 +11,13 @@ from profiler.cli.output import info
 def cmd_generate(args: argparse.Namespace) -> int:
     from profiler.cli.progress import Progress
     from profiler.models.manifest import read_manifest
-    from profiler.pipeline.generate import generate
+    from profiler.pipeline.generate import estimate_output, generate
 
+    n, size = estimate_output(Path(args.space), args.granularity)
+    info(f"generate: {n} modules, about {size / 2**20:.1f} MiB of models")
     with Progress("generate", quiet=args.quiet) as bar:
-        path = generate(Path(args.space), Path(args.out), args.granularity, on_progress=bar.update)
+        path = generate(Path(args.space), Path(args.out), args.granularity, on_progress=bar.update,
+                        force=args.force)
     doc = read_manifest(path)
     info(f"generated {len(doc['entries'])} unique {args.granularity} modules -> {path}")
     return 0
@@ -37,6 +40,8 @@ def add_generate(sub) -> None:
     g.add_argument("--out", required=True, help="output directory (manifest.json + models)")
     g.add_argument("--granularity", choices=["block", "leaf"], default="block",
                    help="module granularity (default: block; see docs/design.md)")
+    g.add_argument("--force", action="store_true",
+                   help="write even when the models would take more than 2 GiB")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
 

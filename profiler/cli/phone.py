@@ -26,10 +26,31 @@ _STATE_HINTS = {
 }
 
 
+def adb_port(text: str) -> int:
+    """argparse type of ``--adb-port``: a TCP port 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def check_adb_env() -> None:
+    """``$ANDROID_ADB_SERVER_PORT`` must be a port (adbutils fails on import otherwise)."""
+    import os
+    from profiler.errors import ProfilerError
+    text = os.environ.get("ANDROID_ADB_SERVER_PORT")
+    if text is not None and not (text.isdigit() and 1 <= int(text) <= 65535):
+        raise ProfilerError(f"ANDROID_ADB_SERVER_PORT={text!r}: not a port number (1-65535); "
+                            "fix or unset it, or pass --adb-port")
+
+
 def _add_adb_options(g) -> None:
     g.add_argument("--adb-host", default=None, metavar="HOST",
                    help="adb server host (default $ANDROID_ADB_SERVER_HOST, else 127.0.0.1)")
-    g.add_argument("--adb-port", type=int, default=None, metavar="PORT",
+    g.add_argument("--adb-port", type=adb_port, default=None, metavar="PORT",
                    help="adb server port (default $ANDROID_ADB_SERVER_PORT, else 5037)")
 
 
@@ -110,6 +131,7 @@ def phone_config(args: argparse.Namespace):
 
 def phone_target(args: argparse.Namespace):
     """``--target phone``: a :class:`profiler.phone.target.PhoneTarget` (checks the SDK and options now)."""
+    check_adb_env()
     from profiler.phone.target import PhoneTarget
     return PhoneTarget(phone_config(args))
 
@@ -118,6 +140,7 @@ def phone_target(args: argparse.Namespace):
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """Print every phone adb lists; exit 1 when none is ready."""
+    check_adb_env()
     from profiler.phone.adb import list_devices, open_client
     client = open_client(args.adb_host, args.adb_port)
     infos = list_devices(client)

@@ -52,8 +52,32 @@ def run_job(job: Dict[str, Any], out: TextIO) -> None:
         emit(record.measured(uid, samples))
 
 
+def die_with_parent() -> None:
+    """Exit when the parent session dies (even by SIGKILL): Linux ``PR_SET_PDEATHSIG``,
+    else a watchdog thread polling ``getppid``."""
+    parent = os.getppid()
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG = 1
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    die_with_parent()
     job = json.load(sys.stdin)
     threads = str(job.get("config", {}).get("threads", 1))
     os.environ.setdefault("OMP_NUM_THREADS", threads)  # before nnabla/numpy spin up pools

@@ -120,28 +120,35 @@ def build_graph(blocks: Sequence[Optional[M.ModuleSpec]], seed_text: str) -> Tup
 
 
 def record_supernet_shapes(positions: Sequence[Any]) -> Dict[str, Tuple[int, ...]]:
-    """Build the whole supernet in "full" mode and record each option's real input shape.
+    """Record each option's real input shape as nnabla infers it through the supernet.
 
-    Every option of a choice position is applied to the same input (as a MixedOp does in
-    full mode) and their outputs are summed; returns ``{uid: input shape}`` as nnabla saw it.
+    The supernet is walked position by position as in "full" mode (every option of a choice
+    position applied to the same input, as a MixedOp does, and their outputs -- all of one
+    shape, or it is an error -- summed into the next position's input). Each option is built
+    on its own and its parameters are dropped before the next, so memory is bounded by the
+    largest single option, not the whole supernet. Returns ``{uid: input shape}``.
     """
-    nn, F, _ = _nnabla()
+    nn, _, _ = _nnabla()
     nn.clear_parameters()
-    first = positions[0].options[0]
-    h = nn.Variable(first.input_shape)
+    shape = tuple(positions[0].options[0].input_shape)
     seen: Dict[str, Tuple[int, ...]] = {}
-    for pos in positions:
-        outs = []
-        for j, opt in enumerate(pos.options):
-            seen.setdefault(opt.uid, tuple(h.shape))
-            outs.append(build_spec(opt, h, f"p{pos.index}/o{j}"))
-        if pos.skip:
-            outs.append(h)
-        total = outs[0]
-        for o in outs[1:]:
-            total = F.add2(total, o)
-        h = total
-    nn.clear_parameters()
+    try:
+        for pos in positions:
+            outs = set()
+            for j, opt in enumerate(pos.options):
+                seen.setdefault(opt.uid, shape)
+                y = build_spec(opt, nn.Variable(shape), f"p{pos.index}/o{j}")
+                outs.add(tuple(y.shape))
+                del y
+                nn.clear_parameters()
+            if pos.skip:
+                outs.add(shape)
+            if len(outs) != 1:
+                raise RuntimeError(f"internal error: the options of position {pos.index} give outputs "
+                                   f"of different shapes {sorted(outs)} in the nnabla supernet")
+            shape = outs.pop()
+    finally:
+        nn.clear_parameters()
     return seen
 
 

@@ -2,7 +2,8 @@
 
 x = accumulated latency of a network (sum of its modules' table look-ups, table key/stat),
 y = its measured whole-network latency (``key``/``stat`` of the measured store). Pairing is
-by architecture id; a network without a successful measurement is left out and counted.
+by architecture id, checked by content (the store records each measured model's
+:func:`~profiler.models.manifest.entry_digest`); a network without a successful measurement is left out and counted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from profiler import __version__
 from profiler.errors import FitError, TableError
-from profiler.models.manifest import read_manifest
+from profiler.models.manifest import entry_digest, read_manifest
 from profiler.session.record import now_iso
 from profiler.session.store import read_store
 
@@ -40,10 +41,17 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
     # sampled network lists its modules at both granularities)
     granularity = table.meta.get("granularity") or doc.get("granularity") or "block"
     meas: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    digests = {e["uid"]: entry_digest(e) for e in doc["entries"]}
     for path in measured:
-        for (uid, rt), rec in read_store(path).latest().items():
-            if rec["status"] == "ok":
-                meas[(uid, rt)] = rec
+        contents = read_store(path)
+        for (uid, rt), rec in contents.latest().items():
+            if rec["status"] != "ok":
+                continue
+            if uid in digests and rec.get("entry") and rec["entry"] != digests[uid]:
+                src = (contents.meta.get("models") or {}).get("dir") or "other models"
+                raise FitError(f"{path}: measured the networks of {src}, not those of {sampled} "
+                               f"({uid} differs); pass the --measured store of these --sampled networks")
+            meas[(uid, rt)] = rec
     measured_rts = sorted({rt for _, rt in meas})
     chosen = list(runtimes) if runtimes else [rt for rt in measured_rts if rt in table.runtimes]
     if not chosen:
@@ -106,6 +114,8 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
     from profiler.fit.report import write_report
     from profiler.table.latency import LatencyTable
 
+    if Path(out).is_dir() or Path(out).name.endswith(("/", ".json")):
+        raise FitError(f"--out {out}: is a directory or not a .py file; name the estimator.py to write")
     table = LatencyTable.load(table_path)
     inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes)
     values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.uids

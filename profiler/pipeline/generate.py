@@ -8,11 +8,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from profiler import __version__
 from profiler.space import arch as A
 from profiler.space import modules as M
-from profiler.models.manifest import read_manifest, write_manifest
-from profiler.errors import ManifestError
+from profiler.models.manifest import (files_digest, files_intact, prepare_out_dir, read_manifest,
+                                      write_manifest)
+from profiler.errors import ManifestError, ProfilerError
 from profiler.space.searchspace import SearchSpace, load_space
 
 Progress = Callable[[int, int, str], None]
+
+MAX_OUTPUT_BYTES = 2 << 30  # generate refuses to write more than this without force=True
 
 
 _CHECKED: Set[str] = set()  # spaces whose shapes this process has cross-checked (by sha256)
@@ -45,8 +48,25 @@ def _previous(out_dir: Path) -> Dict[str, Dict[str, Any]]:
         doc = read_manifest(out_dir)
     except ManifestError:
         return {}
-    return {e["uid"]: e for e in doc["entries"]
-            if all((out_dir / f).is_file() for f in e["files"].values())}
+    return {e["uid"]: e for e in doc["entries"] if files_intact(out_dir, e)}
+
+
+def write_models_checked(todo: Sequence[Any], out_dir: Path, on_done: Callable, jobs: Optional[int],
+                         total: int, kept: Callable[[], int]) -> None:
+    """``write_models`` with a full disk (or any OS error) as one clear error; temporary
+    files of the failed run are removed."""
+    from profiler.models.build import write_models
+    try:
+        write_models(todo, out_dir, jobs=jobs, on_done=on_done)
+    except OSError as e:
+        for tmp in list(out_dir.glob(".*.tmp-*")) + list(out_dir.glob("*.tmp.nnp")):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        what = "disk full" if e.errno == 28 else f"cannot write models ({e.strerror or e})"
+        raise ProfilerError(f"{out_dir}: {what}: {kept()} of {total} models written; free space "
+                            "and re-run the same command (written models are reused)") from None
 
 
 def module_entry(spec: M.ModuleSpec, files: Dict[str, str]) -> Dict[str, Any]:
@@ -75,17 +95,35 @@ def generator_info() -> Dict[str, Any]:
     return {"profiler": __version__, "nnabla": nnabla.__version__, "onnx_opset": ONNX_OPSET}
 
 
+def estimate_output(space_path: Path, granularity: str = "block") -> Tuple[int, int]:
+    """``(modules, bytes)`` that :func:`generate` would write: float32 parameters, once in the
+    NNP and once in the ONNX file, plus one activation-sized constant per ReLU6 that nnabla's
+    ONNX exporter writes, plus a few KiB of graph per file (arithmetic, no model built)."""
+    specs = A.candidate_modules(load_space(space_path), granularity)
+
+    def relu6_bytes(spec: M.ModuleSpec) -> int:
+        leaves = spec.leaves() if spec.name in M.BLOCK_TYPES else [spec]
+        return sum(4 * M._numel(leaf.input_shape) for leaf in leaves if leaf.name == "ReLU6")
+
+    return len(specs), sum(8 * M.cost(s)["params"] + relu6_bytes(s) + 8192 for s in specs)
+
+
 def generate(space_path: Path, out_dir: Path, granularity: str = "block",
-             on_progress: Optional[Progress] = None, jobs: Optional[int] = None) -> Path:
+             on_progress: Optional[Progress] = None, jobs: Optional[int] = None,
+             force: bool = False) -> Path:
     """Write every unique module of the space and ``manifest.json``; return the manifest path.
 
     Files already written by an earlier run for the same UID are reused; nothing else in
     ``out_dir`` is touched. Models are written by ``jobs`` processes (default: one per CPU).
     """
-    from profiler.models.build import ModelTask, write_models
+    from profiler.models.build import ModelTask
+    n, size = estimate_output(space_path, granularity)
+    if size > MAX_OUTPUT_BYTES and not force:
+        raise ManifestError(f"{space_path}: {n} modules would write about {size / 2**30:.1f} GiB "
+                            f"(more than {MAX_OUTPUT_BYTES / 2**30:.0f} GiB); shrink the space or pass --force")
     space, _ = load_checked(space_path)
+    prepare_out_dir(out_dir, "modules")
     specs = A.candidate_modules(space, granularity)
-    out_dir.mkdir(parents=True, exist_ok=True)
     previous = _previous(out_dir)
     entries: Dict[str, Dict[str, Any]] = {}
     todo = []
@@ -102,6 +140,7 @@ def generate(space_path: Path, out_dir: Path, granularity: str = "block",
     def finished(_i: int, task: Any, result: Dict[str, Any]) -> None:
         spec = task.blocks[0]
         entry = module_entry(spec, {"nnp": result["nnp"], "onnx": result["onnx"]})
+        entry["sha256"] = files_digest(out_dir, entry["files"])
         if result["output_shape"] != entry["output_shape"]:
             raise RuntimeError(f"internal error: {spec.uid} builds output {result['output_shape']}")
         entry["generator"] = __version__
@@ -110,7 +149,7 @@ def generate(space_path: Path, out_dir: Path, granularity: str = "block",
         if on_progress:
             on_progress(done[0], len(specs), spec.uid)
 
-    write_models(todo, out_dir, jobs=jobs, on_done=finished)
+    write_models_checked(todo, out_dir, finished, jobs, len(specs), lambda: done[0])
     return write_manifest(out_dir, {"kind": "modules", "space": space_info(space),
                                     "granularity": granularity, "generator": generator_info(),
                                     "entries": [entries[spec.uid] for spec in specs]})

@@ -13,9 +13,9 @@ from typing import Any, Dict, Optional, Sequence
 
 from profiler.space import arch as A
 from profiler.space import modules as M
-from profiler.pipeline.generate import Progress, generator_info, load_checked, space_info
+from profiler.pipeline.generate import Progress, generator_info, load_checked, space_info, write_models_checked
 from profiler.files import write_json
-from profiler.models.manifest import read_manifest, write_manifest
+from profiler.models.manifest import files_digest, files_intact, prepare_out_dir, read_manifest, write_manifest
 from profiler.errors import ManifestError
 from profiler.table.accumulate import accumulate
 
@@ -44,23 +44,32 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
     ``strategy`` is ``spread`` (default) or ``uniform`` (see :func:`profiler.space.arch.sample`);
     the space's extreme architectures always come first (``"extreme"`` in their entries).
     Models are written by ``jobs`` processes (default: one per CPU)."""
-    from profiler.models.build import ModelTask, write_models
+    from profiler.models.build import ModelTask
     space, pos = load_checked(space_path)
+    if strategy not in A.STRATEGIES:
+        raise ManifestError(f"unknown sampling strategy {strategy!r}; use one of {', '.join(A.STRATEGIES)}")
+    if num < 1:
+        raise ManifestError(f"--num {num}: sample at least 1 network")
+    distinct = 1
+    for p in pos:
+        if p.choice:
+            distinct *= p.n_choices
+    if num > distinct:
+        raise ManifestError(f"--num {num}: space {space.name!r} has only {distinct} distinct networks; "
+                            f"sample at most {distinct}")
+    prepare_out_dir(out_dir, "networks")
     table = None
     if table_path is not None:
         from profiler.table.latency import LatencyTable
         table = LatencyTable.load(table_path)
         granularity = granularity or table.meta.get("granularity") or "block"
     granularity = granularity or "block"
-    if strategy not in A.STRATEGIES:
-        raise ManifestError(f"unknown sampling strategy {strategy!r}; use one of {', '.join(A.STRATEGIES)}")
     archs = A.sample(pos, num, seed, strategy=strategy, with_extremes=True)
     if table is not None:  # fail before building anything if a module is not in the table
         probe = [{"uid": a.arch_id,
                   "module_uids": {granularity: M.module_uids(A.blocks_of(pos, a.choices), granularity)}}
                  for a in archs]
         accumulate(probe, table, granularity, key, stat)
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
         old = {e["uid"]: e for e in read_manifest(out_dir)["entries"]}
     except ManifestError:
@@ -69,8 +78,8 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
     todo = []
     for a in archs:
         prev = old.get(a.arch_id)
-        if prev and prev.get("choices") == list(a.choices) and prev.get("extreme") == a.extreme and all(
-                (out_dir / f).is_file() for f in prev["files"].values()):
+        if prev and prev.get("choices") == list(a.choices) and prev.get("extreme") == a.extreme and files_intact(
+                out_dir, prev):
             entries[a.arch_id] = prev
         else:
             todo.append(ModelTask(tuple(A.blocks_of(pos, a.choices)), a.arch_id, a.arch_id, "network"))
@@ -80,10 +89,11 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
 
     def finished(_i: int, task: Any, result: Dict[str, Any]) -> None:
         entries[task.stem] = network_entry(by_id[task.stem], pos, {"nnp": result["nnp"], "onnx": result["onnx"]})
+        entries[task.stem]["sha256"] = files_digest(out_dir, entries[task.stem]["files"])
         if on_progress:
             on_progress(len(entries), len(archs), task.stem)
 
-    write_models(todo, out_dir, jobs=jobs, on_done=finished)
+    write_models_checked(todo, out_dir, finished, jobs, len(archs), lambda: len(entries))
     entries_list = [entries[a.arch_id] for a in archs]
     path = write_manifest(out_dir, {"kind": "networks", "space": space_info(space), "granularity": granularity,
                                     "seed": seed, "strategy": strategy, "generator": generator_info(), "entries": entries_list})

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from profiler import __version__
-from profiler.errors import ResultsError
-from profiler.models.manifest import entry_file, read_manifest
+from profiler.errors import Interrupted, ResultsError
+from profiler.models.manifest import entry_digest, entry_file, read_manifest
 from profiler.session.record import now_iso, stored
 from profiler.session.stats import MAX_REL_IQR, instability
-from profiler.session.store import ResultsStore
+from profiler.session.store import ResultsStore, StoreContents
 from profiler.session.target import SessionConfig, SessionSummary, Target
 
 Progress = Callable[[int, int, str, int], None]
@@ -35,16 +35,53 @@ def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, res
                        "granularity": doc.get("granularity"), "space": doc.get("space")},
             "config": {**asdict(cfg.measure), "batch_size": cfg.batch_size, "remeasure": cfg.remeasure,
                        "affinity": cfg.affinity}}
+    items = {e["uid"]: _item(doc, e) for e in doc["entries"]}  # manifest problems before any write
+    digests = {e["uid"]: entry_digest(e) for e in doc["entries"]}
+
+    def same_models(contents: StoreContents) -> None:
+        _check_same_models(Path(out), contents, meta)
+
     if resume and Path(out).exists():
-        store, contents = ResultsStore.resume(out, meta)
-        if contents.meta.get("target") != meta["target"]:
-            store.close()
-            raise ResultsError(f"{out}: was measured on target {contents.meta.get('target')!r}, "
-                               f"not {meta['target']!r}; use another --out")
+        store, contents = ResultsStore.resume(out, meta, check=same_models)
         done = contents.done()
     else:
         store = ResultsStore.create(out, meta)
         done = set()
+    try:
+        return _measure(doc, items, digests, store, done, target, cfg, Path(out), on_progress)
+    except KeyboardInterrupt:
+        store.close()
+        kept = store.results
+        lost = ("" if cfg.batch_size > 0 else "; by default the whole session is one batch, "
+                "stored when it ends: use --batch-size N to store every N modules")
+        raise Interrupted(f"interrupted: {out} holds {kept} results{lost}; re-run with --resume "
+                          "to continue") from None
+
+
+def _check_same_models(out: Path, contents: StoreContents, meta: Dict[str, Any]) -> None:
+    """Refuse to resume a store measured on another target or from another space/kind of models."""
+    if contents.meta.get("target") != meta["target"]:
+        raise ResultsError(f"{out}: was measured on target {contents.meta.get('target')!r}, "
+                           f"not {meta['target']!r}; use another --out")
+    old = contents.merged_meta().get("models") or {}
+    new = meta["models"]
+    old_space, new_space = old.get("space") or {}, new.get("space") or {}
+
+    def name(sp: Dict[str, Any]) -> str:
+        return f"{sp.get('name')!r} ({sp.get('path')}, sha256 {str(sp.get('sha256'))[:12]})"
+
+    if old_space.get("sha256") and new_space.get("sha256") and old_space["sha256"] != new_space["sha256"]:
+        raise ResultsError(f"{out}: holds models of space {name(old_space)}, these are of space "
+                           f"{name(new_space)}; use another --out for another space")
+    for key in ("kind", "granularity"):
+        if old.get(key) and new.get(key) and old[key] != new[key]:
+            raise ResultsError(f"{out}: holds {old[key]} models, {new['dir']} has {new[key]} models; "
+                               "use another --out")
+
+
+def _measure(doc: Dict[str, Any], items_by_uid: Dict[str, Dict[str, Any]], digests: Dict[str, str],
+             store: ResultsStore, done: set, target: Target, cfg: SessionConfig, out: Path,
+             on_progress: Optional[Progress]) -> SessionSummary:
     work = [(rt, e) for rt in cfg.runtimes for e in doc["entries"] if (e["uid"], rt) not in done]
     total = len(cfg.runtimes) * len(doc["entries"])
     finished = total - len(work)
@@ -57,6 +94,7 @@ def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, res
         def record(rec: Dict[str, Any], rt: str) -> None:
             nonlocal finished
             final = stored(rec, rt, rec.get("attempts", 1))
+            final["entry"] = digests[final["uid"]]  # ties the result to the model's content
             store.add(final)
             finished += 1
             if final["status"] != "ok":
@@ -67,7 +105,7 @@ def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, res
                 on_progress(finished, total, final["uid"], len(failed))
 
         for rt in cfg.runtimes:
-            items = [_item(doc, e) for r, e in work if r == rt]
+            items = [items_by_uid[e["uid"]] for r, e in work if r == rt]
             size = cfg.batch_size if cfg.batch_size > 0 else max(1, len(items))
             for start in range(0, len(items), size):
                 batch = items[start:start + size]
@@ -87,8 +125,9 @@ def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, res
 
 
 def _item(doc: Dict[str, Any], entry: Dict[str, Any]) -> Dict[str, Any]:
+    nnp = str(entry_file(doc, entry, "nnp")) if "nnp" in entry["files"] else ""
     return {"uid": entry["uid"], "onnx": str(entry_file(doc, entry, "onnx")),
-            "nnp": str(entry_file(doc, entry, "nnp")), "input_shapes": entry["input_shapes"]}
+            "nnp": nnp, "input_shapes": entry["input_shapes"]}
 
 
 def _scored(rec: Dict[str, Any]) -> Dict[str, Any]:
@@ -97,7 +136,7 @@ def _scored(rec: Dict[str, Any]) -> Dict[str, Any]:
         return rec
     warnings, score = instability(rec["samples"])
     if score > MAX_REL_IQR:
-        warnings.insert(0, f"interquartile range is {100 * score:.0f}% of the median (> {100 * MAX_REL_IQR:.0f}%): "
+        warnings.insert(0, f"interquartile range is {100 * score:.1f}% of the median (> {100 * MAX_REL_IQR:.0f}%): "
                            "the machine's speed varied during the session; close other programs, "
                            "pin CPUs with --affinity, or run longer")
     return dict(rec, warnings=warnings, rel_iqr=round(score, 5), noisy=score > MAX_REL_IQR,

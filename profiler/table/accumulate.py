@@ -27,6 +27,7 @@ def network_sum(table: Any, uids: List[str], runtime: str, key: str, stat: str, 
         try:
             total += table.lookup(uid, runtime, key, stat)
         except TableError as e:
-            raise TableError(f"{arch_id}: {e} (was the table measured for this search space "
-                             "and granularity?)") from None
+            hint = "" if "search space and granularity" in str(e) else \
+                " (was the table measured for this search space and granularity?)"
+            raise TableError(f"{arch_id}: {e}{hint}") from None
     return total

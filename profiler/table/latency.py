@@ -332,7 +332,7 @@ class LatencyTable:
         from profiler.session.store import read_store
         from profiler.table.build import table_meta
         contents = [s if hasattr(s, "ok_records") else read_store(Path(s)) for s in stores]
-        pairs = ((r, str(c.path)) for c in contents for r in c.ok_records())
+        pairs = ((r, str(c.path)) for c in contents for r in c.latest().values())  # failures counted
         return cls._build(pairs, [table_meta(c.merged_meta(), c.path) for c in contents],
                           [str(c.path) for c in contents], on_duplicate, non_us)
 

@@ -130,6 +130,8 @@ def find_sdk_root(snpe_root: Union[str, Path, None] = None,
         raise ToolError("SNPE SDK not found: pass --snpe-root <sdk dir> or set SNPE_ROOT "
                         "(e.g. source <sdk>/bin/envsetup.sh)")
     root = Path(given).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ToolError(f"{root}: is a file, not the SNPE SDK directory ({origin}); pass the SDK's root folder")
     if not root.is_dir():
         raise ToolError(f"{root}: SNPE SDK directory ({origin}) does not exist")
     if not (root / "bin").is_dir() or not (root / "lib").is_dir():
