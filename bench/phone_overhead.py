@@ -138,11 +138,13 @@ def instrument(timers: Timers) -> None:
     timers.patch(phone.PhoneTarget, "_setup_device", CATEGORIES[1], opaque=True)
     timers.patch(phone.PhoneTarget, "_measure", CATEGORIES[11])
     timers.patch(phone.PhoneTarget, "_diag_runs", CATEGORIES[9])
+    timers.patch(phone.PhoneTarget, "_record", CATEGORIES[11])
     timers.patch(phone.PhoneTarget, "facts", CATEGORIES[14], opaque=True)
     timers.patch(DeviceSession, "push_tree", CATEGORIES[2], opaque=True)
     timers.patch(DeviceSession, "shell", shell, opaque=True)
     timers.patch(DeviceSession, "glob", CATEGORIES[7], opaque=True)
     timers.patch(DeviceSession, "pull", CATEGORIES[7], opaque=True)
+    timers.patch(DeviceSession, "pull_files", CATEGORIES[7], opaque=True)
     timers.patch(DeviceSession, "device_state", CATEGORIES[10], opaque=True)
     timers.patch(ResultsStore, "add", CATEGORIES[13], opaque=True)
 

@@ -15,7 +15,7 @@ from profiler.errors import ProfilerError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from profiler.cli import bench, docker, fit, models, phone, space, table
+    from profiler.cli import bench, docker, fit, imports, models, phone, space, table
     p = argparse.ArgumentParser(
         prog="profiler",
         description="On-device latency profiler for neural architecture search.")
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_commands(sub)
     fit.add_commands(sub)
     phone.add_phone_commands(sub)
+    imports.add_import_commands(sub)
     docker.add_docker_commands(sub)
     return p
 

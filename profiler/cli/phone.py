@@ -1,7 +1,7 @@
-"""CLI pieces for the phone target: ``bench``/``run`` options, ``devices``, ``import-snpe-bench``.
+"""CLI pieces for the phone target: ``bench``/``run`` options, ``devices``.
 
 Only argparse wiring and printing live here; the work is in :mod:`profiler.phone.target`,
-:mod:`profiler.phone.snpe_import` and :mod:`profiler.phone.adb`. Heavy imports stay inside functions.
+:mod:`profiler.phone.adb`. Heavy imports stay inside functions.
 """
 
 from __future__ import annotations
@@ -161,33 +161,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0 if len(not_ready) < len(infos) else 1
 
 
-def cmd_import_snpe_bench(args: argparse.Namespace) -> int:
-    from profiler.phone.snpe_import import import_bench_results
-    summary = import_bench_results([Path(p) for p in args.results], Path(args.out), uid=args.uid,
-                                   models=Path(args.models) if args.models else None)
-    for line in summary.lines():
-        print(line, file=sys.stderr)
-    return 0
-
-
 def add_phone_commands(sub) -> None:
-    """``devices`` and ``import-snpe-bench``."""
+    """``devices`` (``import`` is in :mod:`profiler.cli.imports`)."""
     d = sub.add_parser("devices", help="list the phones adb sees (serial, state, model, SoC, Android SDK, ABI)")
     _add_adb_options(d)
     d.set_defaults(func=cmd_devices)
 
-    i = sub.add_parser("import-snpe-bench",
-                       help="turn the SDK's snpe_bench.py results (benchmark_stats_*.csv/.json) into a results "
-                            "store for 'profiler table'")
-    i.add_argument("--results", required=True, nargs="+", metavar="FILE",
-                   help="benchmark_stats_<Name>.csv or .json files")
-    which = i.add_mutually_exclusive_group(required=True)
-    which.add_argument("--uid", help="the ModuleUID measured (one results file)")
-    which.add_argument("--models", help="models folder (manifest.json): each file is matched to the module whose "
-                                        "file name equals the DLC or config Name of the benchmark")
-    i.add_argument("--out", required=True, help="results store to create (or append to, if it holds imports)")
-    i.set_defaults(func=cmd_import_snpe_bench)
 
 
-__all__ = ["add_phone_commands", "add_phone_options", "cmd_devices", "cmd_import_snpe_bench", "phone_config",
+__all__ = ["add_phone_commands", "add_phone_options", "cmd_devices", "phone_config",
            "phone_target"]

@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import threading
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -261,6 +262,63 @@ class HostPrep:
             _write_key(sidecar, key)
 
 
+class Prefetcher:
+    """Prepares the modules of a batch ahead of the phones, on one background thread.
+
+    ``prepare(item)`` is called for ``items`` in order, at most ``ahead`` items before the
+    phones take them with :meth:`get` (which returns the prepared module or raises that
+    module's own error, so a failure stays attributed to its module). An item the thread has not
+    started yet when a phone asks for it is prepared by the asking thread instead, so a phone
+    never waits for the modules queued before its own. :meth:`close` stops the thread.
+    """
+
+    def __init__(self, prepare: Callable[[Mapping[str, Any]], Prepared], items: Sequence[Mapping[str, Any]],
+                 ahead: int) -> None:
+        self._prepare = prepare
+        self._items = list(items)
+        self._futures: Dict[int, "Future[Prepared]"] = {id(it): Future() for it in self._items}
+        self._released: set = set()
+        self._slots = threading.Semaphore(max(1, ahead))
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="phone-prep", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for item in self._items:
+            while not self._slots.acquire(timeout=0.1):
+                if self._stop.is_set():
+                    return
+            if self._stop.is_set():
+                return
+            fut = self._futures[id(item)]
+            if not fut.set_running_or_notify_cancel():  # its phone prepared it itself
+                self._slots.release()
+                continue
+            try:
+                fut.set_result(self._prepare(item))
+            except BaseException as e:  # noqa: BLE001 - handed to the module's phone by get()
+                fut.set_exception(e)
+
+    def get(self, item: Mapping[str, Any]) -> Prepared:
+        fut = self._futures.get(id(item))
+        if fut is None or fut.cancel():
+            return self._prepare(item)
+        try:
+            return fut.result()
+        finally:
+            with self._guard:
+                if id(item) not in self._released:
+                    self._released.add(id(item))
+                    self._slots.release()
+
+    def close(self) -> None:
+        self._stop.set()
+        for fut in self._futures.values():
+            fut.cancel()
+        self._thread.join()
+
+
 def _norm(key: Mapping[str, Any]) -> Dict[str, Any]:
     return json.loads(json.dumps(dict(key), sort_keys=True))
 
@@ -284,4 +342,4 @@ def _folder_signature(folder: Path) -> str:
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 
-__all__ = ["HostOptions", "HostPrep", "Prepared", "run_tool", "sha256_file", "tool_env"]
+__all__ = ["HostOptions", "HostPrep", "Prepared", "Prefetcher", "run_tool", "sha256_file", "tool_env"]

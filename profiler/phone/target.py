@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -45,12 +46,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from profiler.phone.adb import DeviceInfo, DeviceSession, list_devices, open_client, open_session, run_sharded
 from profiler.phone.adb.session import StuckDeviceError, describe_listing, resolve_servers, server_name
 from profiler.errors import DeviceError, ProfilerError, ResultsError, ToolError
-from profiler.phone.prep import HostOptions, HostPrep, Prepared
+from profiler.phone.prep import HostOptions, HostPrep, Prefetcher, Prepared
 from profiler.session import record
 from profiler.session.target import SessionConfig, Target
-from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, device_artifacts, device_script,
-                           load_overrides, locate_sdk, net_run_cmd, parse_diagview,
-                           resolve_device_target)
+from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, ScriptOutcome, device_artifacts,
+                                 device_script, load_overrides, locate_sdk, net_run_cmd, parse_diagview,
+                                 parse_script_output, resolve_device_target)
 from profiler.phone.snpe.commands import BUFFER_TYPES, PERF_PROFILES, PROFILING_LEVELS, RUNTIME_BUFFERS
 from profiler.keys import LATENCY_KEYS, TOTAL_INFERENCE
 
@@ -334,10 +335,15 @@ class PhoneTarget(Target):
             return
         handoff: "queue.Queue[Tuple[str, Any]]" = queue.Queue()
         stop = threading.Event()
+        # host work off the phone threads: module k+1 is prepared while the phone runs k, and
+        # module k's logs are read (diagview, parse) while the phone runs k+1
+        prefetch = Prefetcher(lambda it: self.host.prepare(it, rt), items, ahead=len(live) + 1)
+        post = ThreadPoolExecutor(max_workers=len(live), thread_name_prefix="phone-logs")
+        pending: List["Future[Dict[str, Any]]"] = []
 
-        def fn(session: DeviceSession, item: Dict[str, Any]) -> Dict[str, Any]:
+        def fn(session: DeviceSession, item: Dict[str, Any]) -> "Future[Dict[str, Any]]":
             try:
-                return self._measure(session, item, runtime, rt, buffer, cfg)
+                return self._measure(session, item, runtime, rt, buffer, cfg, prefetch, post)
             except DeviceError as e:
                 if not isinstance(e, StuckDeviceError) and session.name in self._ready_serials():
                     # the phone is still there: the command (not the phone) is the problem
@@ -345,12 +351,20 @@ class PhoneTarget(Target):
                                     "the phone carries on)") from e
                 raise
             except OSError as e:  # host files: cache folder not writable, disk full, ...
-                where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-                raise ToolError(f"{where}{e.strerror or e} (host side, preparing {item['uid'][:80]}); check "
-                                "that the models folder is writable and has space") from e
+                raise ToolError(_host_os_error(e, item)) from e
 
-        def on_result(item: Dict[str, Any], session: DeviceSession, rec: Dict[str, Any]) -> None:
-            handoff.put(("record", rec))
+        def on_result(item: Dict[str, Any], session: DeviceSession, fut: "Future[Dict[str, Any]]") -> None:
+            def done(f: "Future[Dict[str, Any]]") -> None:
+                try:
+                    handoff.put(("record", f.result()))
+                except ProfilerError as e:
+                    handoff.put(("record", record.failed(item["uid"], str(e))))
+                except OSError as e:
+                    handoff.put(("record", record.failed(item["uid"], _host_os_error(e, item))))
+                except BaseException as e:  # noqa: BLE001 - re-raised in the generator's thread
+                    handoff.put(("error", e))
+            pending.append(fut)
+            fut.add_done_callback(done)
 
         def on_event(kind: str, name: str, item: Optional[Dict[str, Any]], err: ProfilerError) -> None:
             if kind == "retired":
@@ -363,9 +377,13 @@ class PhoneTarget(Target):
             try:
                 report = run_sharded(live, items, fn, on_result, setup=self._setup_device, stop=stop,
                                      on_event=on_event)
+                wait(pending)  # the logs still being read: their records come first
                 handoff.put(("end", report))
             except BaseException as e:  # noqa: BLE001 - re-raised in the generator's thread
                 handoff.put(("error", e))
+            finally:
+                prefetch.close()
+                post.shutdown(wait=True)
 
         worker = threading.Thread(target=work, name="phone-shards", daemon=True)
         worker.start()
@@ -425,16 +443,22 @@ class PhoneTarget(Target):
             self._ready.add(session.name)
 
     def _measure(self, session: DeviceSession, item: Dict[str, Any], runtime: str, rt: str, buffer: str,
-                 cfg: SessionConfig) -> Dict[str, Any]:
+                 cfg: SessionConfig, prefetch: Prefetcher, post: ThreadPoolExecutor) -> "Future[Dict[str, Any]]":
+        """The phone's part of one module; returns the future record (logs read on ``post``).
+
+        On the phone: one push of the module's files (one sync connection), one shell call that
+        runs all ``runs`` (the device script), one pull of all diag logs by name (one sync
+        connection). diagview and parsing happen on ``post`` while the phone goes on.
+        """
         start = time.monotonic()
         c = self.config
-        prep = self.host.prepare(item, rt)
+        prep = prefetch.get(item)
         model_dir = self.paths.model_dir(device_dir_name(prep.stem))
         script_name = f"run_{runtime}.sh"
         cmd = net_run_cmd(self.paths.snpe_net_run, prep.dlc.name, prep.input_list.name, runtime=rt,
                           version=self.sdk.version, buffer=buffer, perf_profile=c.perf_profile,
                           profiling_level=c.profiling_level)
-        script = device_script(cmd, lib_dir=self.paths.lib_dir, model_dir=model_dir)
+        script = device_script(cmd, lib_dir=self.paths.lib_dir, model_dir=model_dir, runs=c.runs)
         info = self._infos.get(session.name)
         state: Dict[str, Any] = {"serial": session.serial, "model": info.model if info else None,
                                  "soc": info.soc if info else None,
@@ -450,9 +474,8 @@ class PhoneTarget(Target):
             before = cool.state
         else:
             before = session.device_state()
-        runs: List[DiagRun] = []
-        with tempfile.TemporaryDirectory(prefix="profiler-phone-") as tmpdir:
-            tmp = Path(tmpdir)
+        tmp = Path(tempfile.mkdtemp(prefix="profiler-phone-"))
+        try:
             stage = tmp / "stage"
             stage.mkdir()
             os.symlink(prep.dlc, stage / prep.dlc.name)
@@ -460,32 +483,53 @@ class PhoneTarget(Target):
                 os.symlink(f, stage / f.name)
             (stage / script_name).write_text(script, encoding="utf-8")
             session.push_tree(stage, model_dir)
-            for i in range(c.runs):
-                res = session.shell(["sh", f"{model_dir}/{script_name}"], timeout=cfg.timeout_s)
-                if res.exit_code != 0:
-                    tail = " | ".join([ln.strip() for ln in res.output.strip().splitlines() if ln.strip()][-3:])
-                    raise ToolError(f"snpe-net-run failed on device {session.serial} (exit code {res.exit_code}, "
-                                    f"{runtime}, run {i + 1}){': ' + tail if tail else ''}")
-                logs = session.glob(f"{model_dir}/output/SNPEDiag*.log")
-                if not logs:
-                    raise ToolError(f"snpe-net-run on device {session.serial} wrote no {model_dir}/output/"
-                                    f"SNPEDiag*.log ({runtime}, run {i + 1}); check --profiling-level")
-                for log in logs:
-                    local = tmp / f"run{i + 1}" / posixpath.basename(log)
-                    session.pull(log, local)
-                    runs.extend(self._diag_runs(local, prep, runtime, session.serial, i + 1))
-        after = session.device_state()
+            res = session.shell(["sh", f"{model_dir}/{script_name}"], timeout=cfg.timeout_s * c.runs)
+            outcome = parse_script_output(res.output)
+            if res.exit_code != 0 or len(outcome.logs) != c.runs:
+                raise self._run_error(res, outcome, session.serial, runtime, model_dir)
+            locals_ = [tmp / f"run{i + 1}" / posixpath.basename(log) for i, log in enumerate(outcome.logs)]
+            session.pull_files([(f"{model_dir}/{log}", local) for log, local in zip(outcome.logs, locals_)])
+            after = session.device_state()
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         state.update({"governor": before.governor, "battery_temp_c_before": before.battery_temp_c,
                       "battery_temp_c_after": after.battery_temp_c})
         if after.governor != before.governor:
             state["governor_after"] = after.governor
+
+        def finish() -> Dict[str, Any]:
+            try:
+                runs: List[DiagRun] = []
+                for i, local in enumerate(locals_):
+                    runs.extend(self._diag_runs(local, prep, runtime, session.serial, i + 1))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return self._record(item, runs, prep, session.serial, state, start)
+
+        return post.submit(finish)
+
+    def _run_error(self, res: Any, outcome: ScriptOutcome, serial: str, runtime: str, model_dir: str) -> ToolError:
+        marks = ("PROFILER-RUN-FAILED", "PROFILER-NO-DIAG-LOG", "PROFILER-DIAG-LOG")
+        lines = [ln.strip() for ln in res.output.strip().splitlines() if ln.strip() and not ln.startswith(marks)]
+        tail = " | ".join(lines[-3:])
+        if outcome.missing_log_run is not None:
+            return ToolError(f"snpe-net-run on device {serial} wrote no {model_dir}/output/SNPEDiag*.log "
+                             f"({runtime}, run {outcome.missing_log_run}); check --profiling-level")
+        run = outcome.failed_run or len(outcome.logs) + 1
+        code = outcome.failed_status if outcome.failed_status is not None else res.exit_code
+        return ToolError(f"snpe-net-run failed on device {serial} (exit code {code}, {runtime}, run {run})"
+                         f"{': ' + tail if tail else ''}")
+
+    def _record(self, item: Dict[str, Any], runs: List[DiagRun], prep: Prepared, serial: str,
+                state: Dict[str, Any], start: float) -> Dict[str, Any]:
         samples: Dict[str, List[float]] = {}
         for key in LATENCY_KEYS:
             values = [r.latencies().get(key) for r in runs]
             if values and all(v is not None for v in values):
                 samples[key] = values
         if TOTAL_INFERENCE not in samples:
-            raise ResultsError(f"diagview output of {prep.dlc.name} on {session.serial}: no '{TOTAL_INFERENCE}' "
+            raise ResultsError(f"diagview output of {prep.dlc.name} on {serial}: no '{TOTAL_INFERENCE}' "
                                "in microseconds")
         layers = layers_record(runs)
         extras = {"layers": layers} if layers is not None else {}
@@ -515,6 +559,12 @@ class PhoneTarget(Target):
         if text is not None:
             dest.with_suffix(".diagview.txt").write_text(text, encoding="utf-8")
         return dest
+
+
+def _host_os_error(e: OSError, item: Dict[str, Any]) -> str:
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+    return (f"{where}{e.strerror or e} (host side, preparing {item['uid'][:80]}); check that the models "
+            "folder (or --cache-dir) is writable and has space")
 
 
 def layers_record(runs: Sequence[DiagRun]) -> Optional[Dict[str, Any]]:

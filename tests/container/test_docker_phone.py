@@ -111,7 +111,7 @@ def test_phone_session_in_container_end_to_end(docker_client, phone_image, workd
     for serial in SERIALS:
         assert len(sdk_pushes[serial]) == 1, sdk_pushes  # snpe-net-run crossed once per phone
         assert runs_on[serial], f"no snpe-net-run on {serial}"
-    assert sum(len(v) for v in runs_on.values()) == n * RUNS
+    assert sum(len(v) for v in runs_on.values()) == n  # one device shell call runs all RUNS
     for (uid, rt), rec in latest.items():
         st = rec["device_state"]
         assert st["quantized"] is (rt == "DSP"), (uid, rt, st)

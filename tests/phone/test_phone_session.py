@@ -150,8 +150,8 @@ def test_vanishing_phone_hands_its_modules_to_the_other(tmp_path, phones, sdk2, 
 
 def test_no_phone_left_fails_the_rest_then_resume_measures_only_them(tmp_path, phones, sdk2, make_target):
     models = write_models(tmp_path / "m", standard_specs(4))
-    phones.devices[SERIAL_A].vanish_after(14)
-    phones.devices[SERIAL_B].vanish_after(14)
+    phones.devices[SERIAL_A].vanish_after(8)
+    phones.devices[SERIAL_B].vanish_after(8)
     out = tmp_path / "r.results"
     summary = run_session(models, out, make_target(sdk2), session_config(["CPU"], batch_size=4))
     ok = [k for k, r in _latest(out).items() if r["status"] == "ok"]

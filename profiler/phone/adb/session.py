@@ -26,13 +26,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import adbutils
 from adbutils.errors import AdbError, AdbTimeout
 
 from profiler.files import file_digest
 from profiler.errors import DeviceError, ProfilerError, ToolError
+from profiler.phone.adb import sync
 
 DEFAULT_TIMEOUT_S = 600.0
 GOVERNOR_PATH = "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"
@@ -522,13 +523,42 @@ class DeviceSession:
         pushed, skipped = [], []
         for rel, path in local.items():
             (skipped if remote.get(rel) == _md5_file(path) else pushed).append(rel)
-        if pushed:
-            dirs = sorted({posixpath.dirname(posixpath.join(remote_dir, rel)) for rel in pushed})
-            self.shell("mkdir -p " + " ".join(_quote(d) for d in dirs), check=True)
-        sent = 0
-        for rel in pushed:
-            sent += self.push(local[rel], posixpath.join(remote_dir, rel))
+        sent = self.push_files([(local[rel], posixpath.join(remote_dir, rel)) for rel in pushed])
         return PushReport(pushed=pushed, skipped=skipped, bytes_pushed=sent)
+
+    def push_files(self, files: Sequence[Tuple[Path, str]]) -> int:
+        """Push ``(local file, device path)`` pairs over one sync connection (adbd makes the
+        parent folders); modes as :meth:`push`. Returns bytes sent."""
+        todo = []
+        for src, remote in files:
+            src = Path(src)
+            if not src.is_file():
+                raise ToolError(f"{src}: not a file; cannot push it to device {self.serial}")
+            todo.append((src, remote, 0o755 if src.stat().st_mode & stat_mod.S_IXUSR else 0o644))
+        if not todo:
+            return 0
+        current = {"what": f"push {todo[0][0].name} -> {todo[0][1]}"}
+
+        def on_file(src: Path, remote: str) -> None:
+            current["what"] = f"push {src.name} -> {remote}"
+        try:
+            try:
+                return sync.push_files(self.device, todo, self.timeout, on_file=on_file)
+            except (AdbTimeout,) + _ADB_FAILURES as e:
+                with self._adb(current["what"], self.timeout):
+                    raise e
+        except sync.SyncFailure as e:
+            raise ToolError(f"device {self.serial}: push {e.path} refused: {e.message}") from None
+
+    def pull_files(self, files: Sequence[Tuple[str, Path]]) -> List[int]:
+        """Pull ``(device path, local file)`` pairs by known name over one sync connection."""
+        what = f"pull of {len(files)} file(s)"
+        try:
+            with self._adb(what, self.timeout):
+                return sync.pull_files(self.device, [(r, Path(p)) for r, p in files], self.timeout)
+        except sync.SyncFailure as e:
+            raise ToolError(f"device {self.serial}: {e.path} could not be pulled ({e.message}); did the "
+                            "command that should write it fail?") from None
 
     def pull(self, remote: str, local: Union[str, Path]) -> int:
         """Copy a device file to ``local`` (a file path), or a directory tree into ``local``."""

@@ -18,8 +18,9 @@ Reference: ``docs/snpe.md``.
 from profiler.phone.snpe.ai_hub import load_ai_hub_profile, parse_ai_hub_profile
 from profiler.phone.snpe.bench_import import (BenchFlavor, BenchImport, bench_profiles, load_bench_results, parse_bench_csv,
                                         parse_bench_json)
-from profiler.phone.snpe.commands import (DevicePaths, QuantizeOptions, device_script, diagview_cmd, dlc_info_cmd,
-                                    needs_quantized_dlc, net_run_cmd, onnx_to_dlc_cmd, quantize_cmds)
+from profiler.phone.snpe.commands import (DevicePaths, QuantizeOptions, ScriptOutcome, device_script, diagview_cmd, dlc_info_cmd,
+                                    needs_quantized_dlc, net_run_cmd, onnx_to_dlc_cmd, parse_script_output,
+                                    quantize_cmds)
 from profiler.phone.snpe.diagview import (DiagRun, LayerTime, Measure, parse_clock, parse_diagview,
                                     parse_diagview_file, summarize)
 from profiler.phone.snpe.diagview_csv import load_diagview_csv, parse_diagview_csv
@@ -36,7 +37,7 @@ from profiler.phone.snpe.sdk import (DeviceTarget, Sdk, SdkVersion, device_artif
 __all__ = [
     "ImportedLayer", "ImportedProfile", "QnnProfile", "bench_profiles", "load_ai_hub_profile", "load_diagview_csv",
     "parse_ai_hub_profile", "parse_diagview_csv", "parse_dlc_info_csv", "parse_qnn_profile",
-    "parse_qnn_profile_file", "samples_from_summary",
+    "parse_qnn_profile_file", "samples_from_summary", "ScriptOutcome", "parse_script_output",
     "BenchFlavor", "BenchImport", "DevicePaths", "DeviceTarget", "DiagRun", "DlcInfo", "DlcLayer",
     "DlcTensor", "Encoding", "EncodingsError", "LayerTime", "Measure", "QuantOverrides",
     "QuantizeOptions", "RawInputError", "Sdk", "SdkVersion", "compute_encoding", "device_artifacts",

@@ -22,7 +22,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from profiler.errors import ToolError
 from profiler.phone.snpe.sdk import Sdk, SdkVersion
@@ -250,34 +250,94 @@ def adsp_library_path(lib_dirs: Sequence[str]) -> str:
     return ";".join(dirs) + ";"
 
 
+RUN_FAILED_MARK = "PROFILER-RUN-FAILED"
+NO_LOG_MARK = "PROFILER-NO-DIAG-LOG"
+DIAG_LOG_MARK = "PROFILER-DIAG-LOG"
+DIAG_DIR = "diag"
+
+
 def device_script(net_run_cmd: Sequence[str], *, lib_dir: str, model_dir: str,
-                  dsp_lib_dirs: Optional[Sequence[str]] = None, output_dir: str = "output") -> str:
+                  dsp_lib_dirs: Optional[Sequence[str]] = None, output_dir: str = "output",
+                  runs: Optional[int] = None) -> str:
     """Text of the ``sh`` script that runs ``net_run_cmd`` on the device.
 
     It exports ``LD_LIBRARY_PATH=<lib_dir>:$LD_LIBRARY_PATH`` and the double-quoted
     ``ADSP_LIBRARY_PATH="<dsp dirs>;<system dirs>;"`` (DSP skels default to ``lib_dir``), enters
     ``model_dir``, removes the old output folder and runs the command (each argument quoted).
     The script's exit status is snpe-net-run's.
+
+    With ``runs=N`` the command is run N times in the one script (one device shell call for
+    all of a module's runs): before each run the output folder is removed; after it, its
+    ``SNPEDiag*.log`` is moved to ``diag/<run>/`` (the name kept) and a line
+    ``PROFILER-DIAG-LOG <run> diag/<run>/<name>`` is printed, so the host pulls each log by its
+    known name. A failing run stops the script with snpe-net-run's exit status after
+    ``PROFILER-RUN-FAILED <run> <status>``; a run that writes no log stops it with status 3
+    after ``PROFILER-NO-DIAG-LOG <run>``. See :func:`parse_script_output`.
     """
     check_device_path(lib_dir)
     check_device_path(model_dir)
     if not output_dir or "/" in output_dir or output_dir in (".", ".."):
         raise ToolError(f"output_dir {output_dir!r} must be a plain folder name inside the model dir")
     dsp = list(dsp_lib_dirs) if dsp_lib_dirs is not None else [lib_dir]
-    return "\n".join([
+    head = [
         "#!/system/bin/sh",
         f"export LD_LIBRARY_PATH={lib_dir}:$LD_LIBRARY_PATH",
         f'export ADSP_LIBRARY_PATH="{adsp_library_path(dsp)}"',
         f"cd {model_dir} || exit 1",
-        f"rm -rf {shlex.quote(output_dir)}",
-        " ".join(shlex.quote(a) for a in net_run_cmd),
+    ]
+    out = shlex.quote(output_dir)
+    run = " ".join(shlex.quote(a) for a in net_run_cmd)
+    if runs is None:
+        return "\n".join(head + [f"rm -rf {out}", run, ""])
+    if runs < 1:
+        raise ToolError(f"runs must be at least 1, not {runs}")
+    return "\n".join(head + [
+        f"rm -rf {DIAG_DIR}",
+        "i=1",
+        f"while [ $i -le {int(runs)} ]; do",
+        f"  rm -rf {out}",
+        f"  {run}",
+        "  rc=$?",
+        f'  if [ $rc -ne 0 ]; then echo "{RUN_FAILED_MARK} $i $rc"; exit $rc; fi',
+        f"  set -- {out}/SNPEDiag*.log",
+        f'  if [ ! -f "$1" ]; then echo "{NO_LOG_MARK} $i"; exit 3; fi',
+        f'  mkdir -p {DIAG_DIR}/$i && mv "$1" {DIAG_DIR}/$i/ || exit 1',
+        f'  echo "{DIAG_LOG_MARK} $i {DIAG_DIR}/$i/${{1##*/}}"',
+        "  i=$((i + 1))",
+        "done",
         "",
     ])
+
+
+@dataclass(frozen=True)
+class ScriptOutcome:
+    """What a multi-run device script reported: the diag log of each finished run (relative to
+    the model folder, in run order), and the run that failed (with its status) or wrote no log."""
+
+    logs: Tuple[str, ...]
+    failed_run: Optional[int] = None
+    failed_status: Optional[int] = None
+    missing_log_run: Optional[int] = None
+
+
+def parse_script_output(text: str) -> ScriptOutcome:
+    """Read the marker lines of :func:`device_script` (``runs=N``) from its output."""
+    logs: Dict[int, str] = {}
+    failed = status = missing = None
+    for line in text.splitlines():
+        parts = line.strip().split(" ", 2)
+        if len(parts) == 3 and parts[0] == DIAG_LOG_MARK and parts[1].isdigit():
+            logs[int(parts[1])] = parts[2]
+        elif len(parts) == 3 and parts[0] == RUN_FAILED_MARK and parts[1].isdigit():
+            failed, status = int(parts[1]), int(parts[2]) if parts[2].lstrip("-").isdigit() else None
+        elif len(parts) == 2 and parts[0] == NO_LOG_MARK and parts[1].isdigit():
+            missing = int(parts[1])
+    return ScriptOutcome(tuple(logs[k] for k in sorted(logs)), failed, status, missing)
 
 
 __all__ = [
     "ADSP_SYSTEM_DIRS", "BUFFER_TYPES", "DevicePaths", "PERF_PROFILES", "PROFILING_LEVELS",
     "QuantizeOptions", "RUNTIME_BUFFERS", "RUNTIME_FLAGS", "adsp_library_path", "check_device_path",
-    "device_script", "diagview_cmd", "dlc_info_cmd", "needs_quantized_dlc", "net_run_cmd", "onnx_to_dlc_cmd",
+    "ScriptOutcome", "device_script", "diagview_cmd", "parse_script_output", "dlc_info_cmd", "needs_quantized_dlc", "net_run_cmd", "onnx_to_dlc_cmd",
     "quantize_cmds",
 ]

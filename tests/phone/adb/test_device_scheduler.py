@@ -136,9 +136,9 @@ def test_sharded_run_on_emulated_phones_requeues_vanished_work(adb_server, clien
     sdk = tmp_path / "sdk"
     sdk.mkdir()
     (sdk / "version.txt").write_text("2.5.0\n")
-    # A serves 4 shell commands (setup's md5 listing and mkdir, then 2 items); its 5th, the
-    # third item, pulls the plug.
-    adb_server.devices[SERIAL_A].vanish_after(4)
+    # A serves 3 shell commands (setup's md5 listing, then 2 items; the push itself is one sync
+    # connection, which makes its folders); its 4th, the third item, pulls the plug.
+    adb_server.devices[SERIAL_A].vanish_after(3)
     sessions = [DeviceSession(client, SERIAL_A, timeout=20),
                 DeviceSession(client, SERIAL_B, timeout=20)]
     got, on_result = _collect()

@@ -300,3 +300,41 @@ def test_list_devices_marks_device_lost_mid_query(adb_server, client):
     adb_server.devices[SERIAL_B].vanish_on("getprop")
     infos = list_devices(client)
     assert [(i.serial, i.state) for i in infos] == [(SERIAL_A, "device"), (SERIAL_B, "absent")]
+
+
+def _count_transports(session, monkeypatch):
+    opened = []
+    real = session.device.open_transport
+
+    def counting(*args, **kwargs):
+        opened.append(args[0] if args else kwargs.get("command"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(session.device, "open_transport", counting)
+    return opened
+
+
+def test_push_and_pull_many_files_over_one_sync_connection_each(adb_server, session, tmp_path, monkeypatch):
+    files = [_write(tmp_path / "up" / f"f{i}.raw", bytes([i]) * (70000 * i + 3)) for i in range(4)]
+    opened = _count_transports(session, monkeypatch)
+    sent = session.push_files([(f, f"{TMP}/many/sub{i % 2}/{f.name}") for i, f in enumerate(files)])
+    assert sent == sum(f.stat().st_size for f in files)
+    assert len(opened) == 1                                   # one connection, folders made by SEND
+    assert adb_server.count(SERIAL_A, "SEND") == 4 and adb_server.count(SERIAL_A, "STAT") == 0
+    back = [(f"{TMP}/many/sub{i % 2}/{f.name}", tmp_path / "down" / f.name) for i, f in enumerate(files)]
+    opened.clear()
+    assert session.pull_files(back) == [f.stat().st_size for f in files]
+    assert len(opened) == 1 and adb_server.count(SERIAL_A, "LIST") == 0
+    assert all((tmp_path / "down" / f.name).read_bytes() == f.read_bytes() for f in files)
+    with pytest.raises(ToolError, match=rf"device EMU0001: {TMP}/many/nope.log could not be pulled"):
+        session.pull_files([(f"{TMP}/many/nope.log", tmp_path / "x.log")])
+
+
+def test_push_tree_is_one_md5_listing_and_one_sync_connection(adb_server, session, tmp_path, monkeypatch):
+    for i in range(5):
+        _write(tmp_path / "t" / f"f{i}", b"%d" % i)
+    opened = _count_transports(session, monkeypatch)
+    shells = adb_server.count(SERIAL_A, "shell,v2")
+    rep = session.push_tree(tmp_path / "t", f"{TMP}/tree5")
+    assert len(rep.pushed) == 5 and adb_server.count(SERIAL_A, "shell,v2") == shells + 1
+    services = [c for c in opened if c is None]  # (the first shell also asks for the device's features)
+    assert len(services) == 2  # the md5 listing (shell) and the sync connection

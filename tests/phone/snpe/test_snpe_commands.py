@@ -165,3 +165,39 @@ def test_device_script_quotes_arguments_and_checks_paths():
         DevicePaths("/data/local/tmp/has space")
     with pytest.raises(ToolError, match="plain folder name"):
         device_script(["x"], lib_dir="/d/lib", model_dir="/d/m", output_dir="../out")
+
+
+def _run_script(tmp_path, fake_netrun_body, runs):
+    """Run device_script(runs=N) with the host's sh against a stand-in snpe-net-run."""
+    import subprocess
+    from profiler.phone.snpe.commands import parse_script_output
+    model = tmp_path / "m"
+    model.mkdir(exist_ok=True)
+    tool = tmp_path / "net-run"
+    tool.write_text("#!/bin/sh\n" + fake_netrun_body)
+    tool.chmod(0o755)
+    text = device_script([str(tool), "--container", "m.dlc"], lib_dir=str(tmp_path / "lib"), model_dir=str(model),
+                         runs=runs)
+    proc = subprocess.run(["sh", "-c", text], capture_output=True, text=True)
+    return proc, parse_script_output(proc.stdout), model
+
+
+def test_device_script_runs_all_runs_and_names_each_log(tmp_path):
+    body = 'mkdir -p output; n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; ' \
+           'echo "run $n" > output/SNPEDiag_0.log\n'
+    proc, outcome, model = _run_script(tmp_path, body, 3)
+    assert proc.returncode == 0 and outcome.failed_run is None and outcome.missing_log_run is None
+    assert outcome.logs == ("diag/1/SNPEDiag_0.log", "diag/2/SNPEDiag_0.log", "diag/3/SNPEDiag_0.log")
+    assert [(model / p).read_text().strip() for p in outcome.logs] == ["run 1", "run 2", "run 3"]
+
+
+def test_device_script_stops_at_the_failing_run_or_a_missing_log(tmp_path):
+    body = 'n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; ' \
+           'if [ $n -eq 2 ]; then echo boom; exit 7; fi; mkdir -p output; echo x > output/SNPEDiag.log\n'
+    proc, outcome, _ = _run_script(tmp_path, body, 4)
+    assert proc.returncode == 7 and outcome.failed_run == 2 and outcome.failed_status == 7
+    assert outcome.logs == ("diag/1/SNPEDiag.log",) and "boom" in proc.stdout
+    proc, outcome, _ = _run_script(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, "exit 0\n", 2)
+    assert proc.returncode == 3 and outcome.missing_log_run == 1 and outcome.logs == ()
+    with pytest.raises(ToolError, match="runs must be at least 1"):
+        device_script(["x"], lib_dir="/d/lib", model_dir="/d/m", runs=0)

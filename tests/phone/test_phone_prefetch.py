@@ -1,0 +1,59 @@
+"""Prefetcher: modules prepared ahead on one thread, each error given to its own module."""
+
+import threading
+
+import pytest
+
+from profiler.errors import ToolError
+from profiler.phone.prep import Prefetcher
+
+
+def test_prefetcher_prepares_ahead_in_order_and_keeps_errors_with_their_module():
+    items = [{"uid": f"m{i}"} for i in range(6)]
+    started, gate = [], threading.Event()
+
+    def prepare(item):
+        started.append((item["uid"], threading.current_thread().name))
+        if item["uid"] == "m0":
+            gate.wait(5)
+        if item["uid"] == "m2":
+            raise ToolError("snpe-onnx-to-dlc failed on m2")
+        return item["uid"].upper()
+
+    pre = Prefetcher(prepare, items, ahead=2)
+    try:
+        gate.set()
+        assert pre.get(items[0]) == "M0" and pre.get(items[1]) == "M1"
+        with pytest.raises(ToolError, match="on m2"):
+            pre.get(items[2])
+        assert [pre.get(it) for it in items[3:]] == ["M3", "M4", "M5"]
+        assert pre.get(items[1]) == "M1"  # a re-queued module gets its result again
+    finally:
+        pre.close()
+    # each module prepared once; the background thread went in order (a module it had not
+    # started when asked for was prepared by the asking thread)
+    assert sorted(u for u, _ in started) == [f"m{i}" for i in range(6)]
+    ahead = [u for u, name in started if name == "phone-prep"]
+    assert ahead[0] == "m0" and ahead == sorted(ahead)
+
+
+def test_prefetcher_lets_a_phone_prepare_a_module_not_started_yet():
+    items = [{"uid": f"m{i}"} for i in range(3)]
+    release = threading.Event()
+    seen = []
+
+    def prepare(item):
+        seen.append((item["uid"], threading.current_thread().name))
+        if item["uid"] == "m0" and threading.current_thread().name == "phone-prep":
+            release.wait(5)
+        return item["uid"]
+
+    pre = Prefetcher(prepare, items, ahead=1)
+    try:
+        assert pre.get(items[2]) == "m2"  # m0 is still being prepared: m2 is made right here
+        assert ("m2", threading.current_thread().name) in seen
+        release.set()
+        assert pre.get(items[0]) == "m0" and pre.get(items[1]) == "m1"
+    finally:
+        pre.close()
+    assert sum(1 for u, _ in seen if u == "m2") == 1
