@@ -75,6 +75,7 @@ def target(args: argparse.Namespace):
     raise ProfilerError(f"--target {args.target}: unknown target (choose host or phone)")
 
 
+_STEM_RE = re.compile(r"\b[A-Za-z0-9][A-Za-z0-9-]*-[0-9a-f]{16}\b")   # profiler.space.modules.file_stem
 _TAG_RE = re.compile(r"\b[0-9a-f]{32}\b")
 _TMP_RE = re.compile(r"(profiler-[a-z]+-)[A-Za-z0-9_]{6,}")
 _RUN_RE = re.compile(r"\b(runs?) \d+\b")
@@ -87,8 +88,9 @@ MAX_CAUSES = 20
 def failure_cause(error: str, uid: str) -> str:
     """A failure message without its per-module parts, so equal causes compare equal (pure).
 
-    Removes the module's UID (whole or cut to 80 characters) and its file stem (model, DLC and
-    device folder names) -> ``<module>``, temporary folder suffixes, run numbers, PIDs and
+    Removes the module's UID (whole or cut to 80 characters) and file stems (model, DLC and device
+    folder names; any module's, as a retired phone's message names the module it was running)
+    -> ``<module>``, temporary folder suffixes, run numbers, PIDs and
     per-call tags; collapses whitespace.
     """
     from profiler.space.modules import file_stem
@@ -96,6 +98,7 @@ def failure_cause(error: str, uid: str) -> str:
     for part in sorted({uid, uid[:80], file_stem(uid)}, key=len, reverse=True):
         if part:
             text = text.replace(part, "<module>")
+    text = _STEM_RE.sub("<module>", text)   # any module's: a retired phone's message names the one it ran
     text = _TMP_RE.sub(r"\1*", text)
     text = _TAG_RE.sub("<tag>", text)
     text = _RUN_RE.sub(r"\1 N", text)

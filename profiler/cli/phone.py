@@ -63,9 +63,9 @@ def _add_adb_options(g) -> None:
 def adb_servers(args: argparse.Namespace):
     """The adb servers of a command ([(host, port)]); prints the non-loopback warning (one line)."""
     import os
+    check_adb_env()   # before adbutils is imported: it reads the variable on import
     from profiler.errors import ProfilerError
     from profiler.phone.adb.session import SERVERS_ENV, remote_servers_warning, resolve_servers
-    check_adb_env()
     given = getattr(args, "adb_server", None) or ()
     if given and (args.adb_host is not None or args.adb_port is not None):
         raise ProfilerError("--adb-server and --adb-host/--adb-port both given: use --adb-server HOST:PORT "
@@ -80,9 +80,10 @@ def adb_servers(args: argparse.Namespace):
 
 def _open_clients(args: argparse.Namespace):
     """``{"host:port": client}`` for every server of the command (each must answer)."""
+    servers = adb_servers(args)
     from profiler.phone.adb import open_client, server_name
     out = {}
-    for host, port in adb_servers(args):
+    for host, port in servers:
         client = open_client(host, port)
         out[server_name(client)] = client
     return out
@@ -179,8 +180,8 @@ def phone_target(args: argparse.Namespace):
 def cmd_devices(args: argparse.Namespace) -> int:
     """Print every phone the adb server(s) list, with the server each hangs off; exit 1 when none
     is ready."""
-    from profiler.phone.adb import list_devices
     clients = _open_clients(args)
+    from profiler.phone.adb import list_devices
     listed = [(server, i) for server, client in clients.items() for i in list_devices(client)]
     if not listed:
         print(f"no devices (adb server {', '.join(clients)} lists none); connect a phone with USB "
@@ -203,9 +204,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     """Remove what the profiler pushed to one phone (SDK copy, module cache under --device-root)."""
+    clients = _open_clients(args)
     from profiler.errors import DeviceError
     from profiler.phone.adb import DeviceSession, describe_listing
-    clients = _open_clients(args)
     multi = len(clients) > 1
     found, listings = [], []
     for server, client in clients.items():
