@@ -77,3 +77,27 @@ def test_clean_unknown_serial_lists_the_phones(adb_server, phones):
     refused = _cli("clean", "--device", phone.addr, "--device-root", "/data/local/tmp", port=adb_server.port)
     assert refused.returncode == 2 and "refusing to clean" in refused.stderr
     assert phone.host_path("/data/local/tmp").is_dir()
+
+
+def _leave_a_process(adb_server, phone):
+    from profiler.phone.adb import open_session
+    s = open_session(adb_server.client(), phone.addr, timeout=20)
+    s.shell("nohup sleep 300 >/dev/null 2>&1 &")     # tagged like every command of ours
+    return s
+
+
+def test_leftovers_are_stopped_with_one_line_by_bench_and_clean(tmp_path, adb_server, phones):
+    phone = phones("EMUC0005", props=dict(PHONE_PROPS))
+    sdk = make_fake_sdk(tmp_path / "sdk", "2.10.0.4541")
+    models = write_models(tmp_path / "m", standard_specs(1))
+    _leave_a_process(adb_server, phone)
+    proc = _cli("bench", "--target", "phone", "--models", str(models), "--out", str(tmp_path / "s.results"),
+                "--snpe-root", str(sdk), "--runtime", "CPU", "--runs", "1", "--input-count", "1", "-q",
+                port=adb_server.port)
+    assert proc.returncode == 0, proc.stderr
+    notes = [ln for ln in proc.stderr.splitlines() if "earlier profiler session" in ln]
+    assert len(notes) == 1 and notes[0].startswith(f"device {phone.addr}: stopped 1 process(es)")
+    s = _leave_a_process(adb_server, phone)
+    proc = _cli("clean", "--device", phone.addr, port=adb_server.port)
+    assert proc.returncode == 0 and "; stopped 1 leftover process(es) of ours" in proc.stderr, proc.stderr
+    assert s.stop_leftovers() == []

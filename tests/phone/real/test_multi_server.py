@@ -156,3 +156,23 @@ def test_non_loopback_server_gives_one_warning_line(adb_server):
     assert remote_servers_warning([("127.0.0.1", 5037), ("localhost", 1), ("::1", 2), (None, 3)]) is None
     text = remote_servers_warning([("10.0.0.5", 5037), ("127.0.0.1", 1), ("lab-host", 5037)])
     assert text.count("\n") == 0 and "10.0.0.5:5037, lab-host:5037" in text
+
+
+def test_bench_cli_over_two_servers_and_devices_by_server(tmp_path, adb_server, adb_servers, phones):
+    (s1, p1), (s2, p2) = _two(adb_server, adb_servers, phones)
+    sdk = make_fake_sdk(tmp_path / "sdk", "2.10.0.4541")
+    models = write_models(tmp_path / "m", standard_specs(3))
+    a, b = f"127.0.0.1:{s1.port}", f"127.0.0.1:{s2.port}"
+    base = ["bench", "--target", "phone", "--models", str(models), "--snpe-root", str(sdk), "--runtime", "CPU",
+            "--runs", "1", "--input-count", "1", "--remeasure", "0", "-q"]
+    out = tmp_path / "cli.results"
+    proc = _cli(*base, "--out", str(out), env_extra={"PROFILER_ADB_SERVERS": f"{a},{b}"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"3 measured, 0 failed, 0 already in the store -> {out}"]
+    assert set(read_store(out).meta["devices"]) == {_name(p1, s1), _name(p2, s2)}
+    # one phone of the two, named by its server
+    one = tmp_path / "one.results"
+    proc = _cli(*base, "--out", str(one), "--adb-server", a, "--adb-server", b, "--devices", _name(p2, s2))
+    assert proc.returncode == 0, proc.stderr
+    assert {r["device_state"]["adb_server"] for r in read_store(one).records} == {b}
+    assert {r["device_state"]["serial"] for r in read_store(one).records} == {p2.addr}
