@@ -65,7 +65,7 @@ def adb_servers(args: argparse.Namespace):
     import os
     check_adb_env()   # before adbutils is imported: it reads the variable on import
     from profiler.errors import ProfilerError
-    from profiler.phone.adb.session import SERVERS_ENV, remote_servers_warning, resolve_servers
+    from profiler.phone.adb.session import remote_servers_warning, resolve_servers
     given = getattr(args, "adb_server", None) or ()
     if given and (args.adb_host is not None or args.adb_port is not None):
         raise ProfilerError("--adb-server and --adb-host/--adb-port both given: use --adb-server HOST:PORT "
@@ -73,7 +73,7 @@ def adb_servers(args: argparse.Namespace):
     servers = resolve_servers(given, args.adb_host, args.adb_port)
     env_host = os.environ.get("ANDROID_ADB_SERVER_HOST")
     warning = remote_servers_warning([(h if h is not None else env_host, p) for h, p in servers])
-    if warning and (given or os.environ.get(SERVERS_ENV, "").strip() or args.adb_host or env_host):
+    if warning:
         print(warning, file=sys.stderr)
     return servers
 
