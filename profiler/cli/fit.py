@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           on_stage=lambda msg: info(f"== {msg}"),
                           progress=lambda label: Progress(label, quiet=args.quiet))
     for name, summary in result["summaries"].items():
-        for line in bench_summary_lines(summary):
+        for line in bench_summary_lines(summary, verbose=getattr(args, "verbose", False)):
             info(f"[{name}] {line}")
     _print_fit(result)
     paths = result["paths"]
