@@ -3,7 +3,7 @@
 Per module and runtime (see ``docs/phones.md`` for the user's view):
 
 1. host (:mod:`profiler.phone.prep`): ONNX -> DLC, dlc-info, quantized DLC for DSP/AIP,
-   random benchmark raws + input list, all cached under the models folder;
+   random benchmark raws + input list, all cached under ``<store's folder>/snpe-cache/``;
 2. device, once per phone: the SDK's ``snpe-net-run`` and libraries (DSP skels included) for
    the phone's arm64 folder are pushed with ``push_tree`` (md5-compared, so only changes cross
    the cable);
@@ -39,14 +39,14 @@ import threading
 import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from profiler.phone.adb import DeviceInfo, DeviceSession, list_devices, open_client, open_session, run_sharded
 from profiler.phone.adb.session import StuckDeviceError, describe_listing, resolve_servers, server_name
 from profiler.errors import DeviceError, ProfilerError, ResultsError, ToolError
-from profiler.phone.prep import HostOptions, HostPrep, Prefetcher, Prepared
+from profiler.phone.prep import STORE_CACHE, HostOptions, HostPrep, Prefetcher, Prepared
 from profiler.session import record
 from profiler.session.target import SessionConfig, Target
 from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, ScriptOutcome, device_artifacts,
@@ -301,6 +301,11 @@ class PhoneTarget(Target):
         self._connect()
         return [self._infos[s] for s in self._serials]
 
+    def use_store(self, store: Path) -> None:
+        """Cache DLCs and raws under the store's folder (unless ``cache_dir`` is given)."""
+        folder = Path(os.path.abspath(store)).parent
+        self.host.options = replace(self.host.options, store_dir=str(folder))
+
     def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
         infos = self.devices()
         first = infos[0]
@@ -315,9 +320,17 @@ class PhoneTarget(Target):
                         for name, i in zip(self._serials, infos)},
             "snpe": {"root": str(self.sdk.root), "version": str(self.sdk.version),
                      "device_target": self.device_target.target},
-            "phone": self.config.describe(),
+            "phone": {**self.config.describe(), "cache": self._cache_description()},
             "tools": {"snpe": str(self.sdk.version)},
         }
+
+    def _cache_description(self) -> str:
+        o = self.host.options
+        if o.cache_dir:
+            return str(Path(o.cache_dir).resolve() / f"snpe-{self.sdk.version}")
+        if o.store_dir:
+            return str(Path(o.store_dir) / STORE_CACHE)
+        return "next to the ONNX files"
 
     # ------------------------------------------------------------------ running
     def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
@@ -563,8 +576,8 @@ class PhoneTarget(Target):
 
 def _host_os_error(e: OSError, item: Dict[str, Any]) -> str:
     where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-    return (f"{where}{e.strerror or e} (host side, preparing {item['uid'][:80]}); check that the models "
-            "folder (or --cache-dir) is writable and has space")
+    return (f"{where}{e.strerror or e} (host side, preparing {item['uid'][:80]}); check that the "
+            "store's folder is writable and has space")
 
 
 def layers_record(runs: Sequence[DiagRun]) -> Optional[Dict[str, Any]]:

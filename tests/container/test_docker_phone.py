@@ -132,7 +132,7 @@ def test_phone_session_in_container_end_to_end(docker_client, phone_image, workd
     for call in by_tool["snpe-dlc-quant"]:
         listed = Path(call["argv"][1].split("=", 1)[1])
         assert listed.is_file() and str(listed).startswith(str(models)), call
-    cache = models / f"snpe-{SDK_VERSION}"
+    cache = store_cache_folder(workdir, models) / f"snpe-{SDK_VERSION}"
     quantized = sorted(cache.glob("*.q*.dlc"))
     assert len(quantized) == MODULES
     meta = contents.meta
@@ -156,9 +156,6 @@ def test_phone_session_in_container_end_to_end(docker_client, phone_image, workd
     assert _leftover_containers(docker_client, workdir) == []
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: in a container the models folder is mounted read-only unless "
-                                       "it lies under the store's folder, and the phone target writes its DLC "
-                                       "cache next to the ONNX files")
 def test_phone_session_in_container_with_the_store_elsewhere(docker_client, phone_image, workdir, shared_dir,
                                                              tmp_path):
     """The store in another folder than the models (fine on the host)."""

@@ -136,6 +136,20 @@ def log(msg: str) -> None:
     sys.stderr.flush()
 
 
+_requests = None  # the --request-log file, opened before the namespace is entered
+_requests_lock = threading.Lock()
+
+
+def record(kind: str, detail: str) -> None:
+    """One line ``{"kind": ..., "detail": ...}`` per service request and sync request."""
+    if _requests is None:
+        return
+    line = json.dumps({"kind": kind, "detail": detail}) + "\n"
+    with _requests_lock:
+        _requests.write(line)
+        _requests.flush()
+
+
 # ---------------------------------------------------------------------- mount namespace
 
 CLONE_NEWNS = 0x00020000
@@ -515,10 +529,13 @@ class Device:
                 args = opts.split(",")[1:] if opts != "shell" else []
                 if opts.split(",")[0] != "shell":
                     return self._refuse(stream)
+                record("shell,v2" if "v2" in args else "shell", command)
                 self._shell(stream, command, args)
             elif service.startswith("exec:"):
+                record("exec", service[5:])
                 self._shell(stream, service[5:], ["raw"], exec_service=True)
             elif service == "sync:":
+                record("sync", "")
                 stream.t.send(A_OKAY, stream.local_id, stream.remote_id)
                 SyncService(stream).run()
                 stream.close()
@@ -836,6 +853,7 @@ class SyncService:
                 self._fail("path too long")
                 return
             path = self.s.read_exact(n).decode("utf-8", "surrogateescape") if n else ""
+            record(rid.decode("latin-1"), path)
             if rid == b"STAT":
                 self._stat_v1(path)
             elif rid in (b"STA2", b"LST2"):
@@ -1007,6 +1025,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--governor", default="schedutil", help="cpu0 governor ('' for none)")
     ap.add_argument("--features", default=",".join(FEATURES))
     ap.add_argument("--ready-file", help="write the listening port here once listening")
+    ap.add_argument("--request-log", help="append one JSON line per request here (a host path)")
     ap.add_argument("--no-namespace", action="store_true",
                     help="do not build the private root (paths are then the host's)")
     a = ap.parse_args(argv)
@@ -1019,6 +1038,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             ap.error("--prop wants KEY=VALUE, got %r" % item)
         props[key] = value
     prepare_device_dir(root, props, a.battery_temp, a.governor or None)
+    global _requests
+    if a.request_log:
+        _requests = open(a.request_log, "a", encoding="utf-8")
     if not a.no_namespace:
         enter_device_root(root)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

@@ -7,7 +7,8 @@
     phone whose cable was pulled; the server then lists it ``offline`` (``adb: device
     offline``) while it retries the connection, and ``start()``/``replug()`` on the same port
     brings it back to ``device``. ``cleanup()`` also kills every process left in the
-    device's mount namespace. ``host_path("/data/local/tmp/x")`` is the host file behind a
+    device's mount namespace. ``requests(kind)``/``count(kind)`` read the requests it served (its
+    ``--request-log``). ``host_path("/data/local/tmp/x")`` is the host file behind a
     device path; ``set_prop``/``set_battery_temp``/``set_governor`` change what the device's
     ``getprop``, ``dumpsys battery`` and cpufreq file say, while it runs.
 
@@ -23,6 +24,7 @@ Both are context managers and clean up in ``finally`` paths.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import adbutils
 
@@ -97,6 +99,7 @@ class Phone:
         self.port: Optional[int] = None
         self.ns: Optional[str] = None
         self.log_path = self.workdir / "adbd.log"
+        self.request_log = self.workdir / "requests.jsonl"
 
     @property
     def addr(self) -> str:
@@ -113,7 +116,7 @@ class Phone:
                 "--root", str(self.root), "--serial", self.serial,
                 "--battery-temp", str(self.battery_temp_c),
                 "--governor", self.governor or "", "--features", ",".join(self.features),
-                "--ready-file", str(ready)]
+                "--ready-file", str(ready), "--request-log", str(self.request_log)]
         for k, v in self.props.items():
             argv += ["--prop", "%s=%s" % (k, v)]
         env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -143,6 +146,27 @@ class Phone:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def requests(self, kind: Optional[str] = None) -> List[Tuple[str, str]]:
+        """Every request this phone served, ``(kind, detail)`` in order, over all its lives:
+        kind "shell" (detail: the command), "shell,v2", "exec", "sync" (a sync connection) or a
+        sync request id ("SEND" with ``path,mode``, "RECV", "STAT", "LIST", "STA2", ...)."""
+        try:
+            lines = self.request_log.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                r = json.loads(line)
+            except ValueError:  # a line being written
+                continue
+            if kind is None or r["kind"] == kind:
+                out.append((r["kind"], r["detail"]))
+        return out
+
+    def count(self, kind: Optional[str] = None) -> int:
+        return len(self.requests(kind))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

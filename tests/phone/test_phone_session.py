@@ -84,7 +84,13 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     rows = list(csv.reader((tmp_path / "t.csv").open()))
     assert {r[1] for r in rows} == {"CPU", "DSP"}
     assert {(r[1], r[2]) for r in rows} >= {("CPU", "Layers Time"), ("DSP", "Total Inference Time")}
-    # a second session reuses every cached DLC: no converter or quantizer call
+    # the cache lies under the store's folder, one folder per models folder, nothing next to the ONNX
+    from profiler.phone.prep import store_cache_folder
+    cache = store_cache_folder(tmp_path, models) / "snpe-2.10.0.4541"
+    assert len(list(cache.glob("*.q*.dlc"))) == 3 and len(list(cache.glob("*.dlc"))) == 6
+    assert not list(models.glob("snpe-*")) and meta["phone"]["cache"] == str(tmp_path / "snpe-cache")
+    # a second session, another store in the same folder, reuses every cached DLC: no converter or
+    # quantizer call
     run_session(models, tmp_path / "again.results", target, session_config(["DSP"]))
     assert len(tool_calls(sdk2, "snpe-onnx-to-dlc")) == 3 and len(tool_calls(sdk2, "snpe-dlc-quant")) == 3
 
@@ -133,6 +139,19 @@ def test_snpe1_quantize_aip_and_flat_diagview(tmp_path, phones, sdk1, make_targe
     assert cpu["samples"]["Layers Time"][0] == pytest.approx(sum(i["values"][0] for i in items[1:]))
     assert latest[(conv_uid(3, 8, 16), "AIP")]["layers"]["unit"] == "us"  # cycles only from SNPE 1.63
     assert "--userbuffer_tf8" in _script(phones, SERIAL_A, "DSP_ub_tf8")
+
+
+def test_cache_dir_overrides_the_store_folder_and_keeps_reuse(tmp_path, phones, sdk2, make_target):
+    models = write_models(tmp_path / "m", standard_specs(1))
+    target = make_target(sdk2, devices=(SERIAL_A,), cache_dir=str(tmp_path / "dlcs"))
+    assert run_session(models, tmp_path / "out" / "a.results", target, session_config(["CPU"])).failed == []
+    assert len(list((tmp_path / "dlcs" / "snpe-2.10.0.4541").glob("*.dlc"))) == 1
+    assert not (tmp_path / "out" / "snpe-cache").exists() and not list(models.glob("snpe-*"))
+    assert read_store(tmp_path / "out" / "a.results").meta["phone"]["cache"] == str(
+        tmp_path / "dlcs" / "snpe-2.10.0.4541")
+    again = make_target(sdk2, devices=(SERIAL_A,), cache_dir=str(tmp_path / "dlcs"))
+    assert run_session(models, tmp_path / "elsewhere" / "b.results", again, session_config(["CPU"])).failed == []
+    assert len(tool_calls(sdk2, "snpe-onnx-to-dlc")) == 1
 
 
 def test_vanishing_phone_hands_its_modules_to_the_other(tmp_path, phones, sdk2, make_target):
