@@ -302,8 +302,15 @@ class PhoneTarget(Target):
         return [self._infos[s] for s in self._serials]
 
     def use_store(self, store: Path) -> None:
-        """Cache DLCs and raws under the store's folder (unless ``cache_dir`` is given)."""
+        """Cache DLCs and raws under the store's folder (unless ``cache_dir`` is given); a
+        folder this process cannot write is a ProfilerError now, before any phone is touched."""
         folder = Path(os.path.abspath(store)).parent
+        if not self.config.cache_dir:
+            existing = folder
+            while not existing.exists() and existing.parent != existing:
+                existing = existing.parent
+            if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+                raise ProfilerError(unwritable_store_folder(existing, os.environ.get("PROFILER_DOCKER_IMAGE")))
         self.host.options = replace(self.host.options, store_dir=str(folder))
 
     def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
@@ -572,6 +579,16 @@ class PhoneTarget(Target):
         if text is not None:
             dest.with_suffix(".diagview.txt").write_text(text, encoding="utf-8")
         return dest
+
+
+def unwritable_store_folder(folder: Path, image: Optional[str]) -> str:
+    """The one line for a store's folder that this process may not write (pure)."""
+    if image:
+        return (f"{folder}: the store's folder is not writable by uid {os.getuid()}:{os.getgid()} inside the "
+                f"container ({image}); the store and the DLC cache go there: make it writable for that user "
+                "or choose the user with --docker-user UID:GID")
+    return (f"{folder}: the store's folder is not writable; the store and the DLC cache go there: "
+            "choose another --out")
 
 
 def _host_os_error(e: OSError, item: Dict[str, Any]) -> str:
