@@ -9,7 +9,8 @@ and attach it with ``adb connect 127.0.0.1:PORT``. It speaks adb's transport pro
 TCP the way adbd does (AOSP ``adb/protocol.txt``): 24-byte little-endian message headers
 (command, arg0, arg1, data length, data checksum, magic = command ^ 0xffffffff), the
 ``CNXN`` handshake answered at once (no ``AUTH``: like a phone with ``ro.adb.secure=0``; no
-``STLS``: TLS is not offered), and ``OPEN``/``OKAY``/``WRTE``/``CLSE`` streams with local and
+``STLS``: TLS is not offered; with ``--unauthorized`` it answers ``AUTH TOKEN`` instead and
+rejects every signature and key, so the server lists it ``unauthorized``), and ``OPEN``/``OKAY``/``WRTE``/``CLSE`` streams with local and
 remote ids and one unacknowledged ``WRTE`` per direction (an ``OKAY`` is sent for a received
 ``WRTE`` only once the service has consumed it).
 
@@ -53,6 +54,9 @@ Real device paths, no rewriting
     They read ``/system/etc/adbemu.json`` (props, battery temperature), which the host-side
     helper may rewrite at any time. ``md5sum``, ``ps``, ``find``, ``cat``... are the host's.
 
+With ``--request-log FILE`` (a host path) every service request and sync request is appended
+to FILE as one JSON line ``{"kind": ..., "detail": ...}`` (see ``Phone.requests``).
+
 Needs root (CAP_SYS_ADMIN) for the namespace; it is a test fixture, not a sandbox.
 """
 
@@ -87,6 +91,7 @@ A_CLSE = 0x45534C43
 A_WRTE = 0x45545257
 A_AUTH = 0x48545541
 A_STLS = 0x534C5453
+AUTH_TOKEN, AUTH_SIGNATURE, AUTH_RSAPUBLICKEY = 1, 2, 3
 A_VERSION = 0x01000001          # the version from which checksums may be skipped
 MAX_PAYLOAD = 1024 * 1024
 HEADER = struct.Struct("<6I")   # command, arg0, arg1, data_length, data_check, magic
@@ -455,7 +460,15 @@ class Transport:
         if cmd == A_CNXN:
             self.version = min(arg0, A_VERSION)
             self.max_payload = max(4096, min(arg1, MAX_PAYLOAD))
-            self.send(A_CNXN, A_VERSION, MAX_PAYLOAD, self.device.banner())
+            if self.device.unauthorized:
+                self.send(A_AUTH, AUTH_TOKEN, 0, os.urandom(20))
+            else:
+                self.send(A_CNXN, A_VERSION, MAX_PAYLOAD, self.device.banner())
+        elif cmd == A_AUTH and self.device.unauthorized:
+            # A locked phone: every signature is rejected with a new token; an offered public
+            # key waits for a tap on "Allow" that never comes.
+            if arg0 == AUTH_SIGNATURE:
+                self.send(A_AUTH, AUTH_TOKEN, 0, os.urandom(20))
         elif cmd == A_OPEN:
             service = data.rstrip(b"\0").decode("utf-8", "replace")
             with self._lock:
@@ -479,7 +492,7 @@ class Transport:
             else:
                 self.forget(stream)
                 stream._peer_closed()
-        # AUTH / STLS / SYNC from a host are ignored: this device neither asks for keys nor TLS.
+        # AUTH / STLS / SYNC from a host are otherwise ignored: no keys asked for, no TLS.
 
 
 # ---------------------------------------------------------------------- the device
@@ -508,8 +521,10 @@ def _exit_code(returncode: int) -> int:
 
 
 class Device:
-    def __init__(self, serial: str, props: Dict[str, str], features: Tuple[str, ...]):
+    def __init__(self, serial: str, props: Dict[str, str], features: Tuple[str, ...],
+                 unauthorized: bool = False):
         self.serial = serial
+        self.unauthorized = unauthorized
         self.props = props
         self.features = features
         self._lock = threading.Lock()
@@ -1025,6 +1040,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--governor", default="schedutil", help="cpu0 governor ('' for none)")
     ap.add_argument("--features", default=",".join(FEATURES))
     ap.add_argument("--ready-file", help="write the listening port here once listening")
+    ap.add_argument("--unauthorized", action="store_true",
+                    help="answer CNXN with AUTH and reject every key (a phone whose user never allows it)")
     ap.add_argument("--request-log", help="append one JSON line per request here (a host path)")
     ap.add_argument("--no-namespace", action="store_true",
                     help="do not build the private root (paths are then the host's)")
@@ -1045,7 +1062,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         enter_device_root(root)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    device = Device(a.serial, props, tuple(f for f in a.features.split(",") if f))
+    device = Device(a.serial, props, tuple(f for f in a.features.split(",") if f), a.unauthorized)
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind(("127.0.0.1", a.port))

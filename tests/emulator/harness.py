@@ -15,7 +15,8 @@
 ``AdbServer(workdir)``
     the real adb binary shipped in adbutils' wheel, run as ``adb -P PORT nodaemon server`` on a
     free loopback port with a private ``HOME``, ``ADB_VENDOR_KEYS`` and ``TMPDIR`` (its log).
-    ``connect(phone)`` is ``adb connect`` + waiting for state ``device``; ``client()`` is an
+    ``connect(phone)`` is ``adb connect`` + waiting for state ``device`` (``unauthorized`` for a
+    ``Phone(..., unauthorized=True)``, which asks for a key and rejects every one); ``client()`` is an
     ``adbutils.AdbClient`` on that port; ``adb(*args)`` runs the real adb client against it.
     ``stop()`` sends ``kill-server`` and makes sure the process is gone.
 
@@ -86,7 +87,7 @@ class Phone:
 
     def __init__(self, workdir, serial: str, props: Optional[Dict[str, str]] = None,
                  battery_temp_c: float = 30.0, governor: Optional[str] = "schedutil",
-                 features: Optional[Sequence[str]] = None):
+                 features: Optional[Sequence[str]] = None, unauthorized: bool = False):
         self.workdir = Path(workdir)
         self.serial = serial
         self.root = self.workdir / "root"
@@ -95,6 +96,7 @@ class Phone:
         self.battery_temp_c = battery_temp_c
         self.governor = governor
         self.features = tuple(adbd.FEATURES if features is None else features)
+        self.unauthorized = unauthorized
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.ns: Optional[str] = None
@@ -119,6 +121,8 @@ class Phone:
                 "--ready-file", str(ready), "--request-log", str(self.request_log)]
         for k, v in self.props.items():
             argv += ["--prop", "%s=%s" % (k, v)]
+        if self.unauthorized:
+            argv.append("--unauthorized")
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(argv, cwd=str(REPO), env=env, stdin=subprocess.DEVNULL,
@@ -301,9 +305,10 @@ class AdbServer:
 
     def connect(self, phone: Phone, timeout: float = 15.0) -> str:
         answer = host_query(self.port, "host:connect:" + phone.addr, timeout)
-        if "connected to" not in answer:
+        expected = "failed to authenticate" if phone.unauthorized else "connected to"
+        if expected not in answer:
             raise RuntimeError("adb connect %s: %s" % (phone.addr, answer))
-        self.wait_state(phone.addr, "device", timeout)
+        self.wait_state(phone.addr, "unauthorized" if phone.unauthorized else "device", timeout)
         return answer
 
     def stop(self) -> None:
