@@ -55,7 +55,9 @@ Real device paths, no rewriting
     helper may rewrite at any time. ``md5sum``, ``ps``, ``find``, ``cat``... are the host's.
 
 With ``--request-log FILE`` (a host path) every service request and sync request is appended
-to FILE as one JSON line ``{"kind": ..., "detail": ...}`` (see ``Phone.requests``).
+to FILE as one JSON line ``{"kind": ..., "detail": ...}`` (see ``Phone.requests``). With
+``--faults FILE`` the process kills itself (``die``: an unplug at an exact request) or refuses a
+service (``refuse``) on the N-th matching request (see :func:`record`, ``Phone.die_on``).
 
 Needs root (CAP_SYS_ADMIN) for the namespace; it is a test fixture, not a sandbox.
 """
@@ -145,14 +147,48 @@ _requests = None  # the --request-log file, opened before the namespace is enter
 _requests_lock = threading.Lock()
 
 
-def record(kind: str, detail: str) -> None:
-    """One line ``{"kind": ..., "detail": ...}`` per service request and sync request."""
-    if _requests is None:
+_faults_path: Optional[str] = None  # --faults FILE: rules the host may (re)write at any time
+_faults_seen: Tuple[float, int] = (0.0, -1)
+_faults: List[Dict[str, object]] = []
+
+
+def _load_faults() -> None:
+    global _faults_seen, _faults
+    try:
+        st = os.stat(_faults_path)
+    except OSError:
+        _faults = []
         return
-    line = json.dumps({"kind": kind, "detail": detail}) + "\n"
+    if (st.st_mtime, st.st_size) != _faults_seen:
+        with open(_faults_path, encoding="utf-8") as f:
+            _faults = [dict(rule, seen=0) for rule in json.load(f)]
+        _faults_seen = (st.st_mtime, st.st_size)
+
+
+def record(kind: str, detail: str) -> Optional[str]:
+    """Log one service or sync request (``--request-log``) and apply the ``--faults`` rules:
+    ``{"kind": K or null, "text": T, "after": N, "action": "die" | "refuse"}`` fires on the
+    N-th request of kind K whose detail contains T. ``die`` SIGKILLs this process there and then
+    (an unplug at an exact point; the commands it started keep running); ``refuse`` is returned
+    so the service is refused (``CLSE``: what adbd does when a service cannot start)."""
     with _requests_lock:
-        _requests.write(line)
-        _requests.flush()
+        if _requests is not None:
+            _requests.write(json.dumps({"kind": kind, "detail": detail}) + "\n")
+            _requests.flush()
+        if _faults_path is None:
+            return None
+        _load_faults()
+        for rule in _faults:
+            if rule.get("kind") not in (None, kind) or str(rule.get("text", "")) not in detail:
+                continue
+            rule["seen"] = int(rule["seen"]) + 1
+            if rule["seen"] < int(rule.get("after", 1)):
+                continue
+            if rule.get("action") == "die":
+                log("fault: dying at %s %r" % (kind, detail[:80]))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return str(rule.get("action"))
+    return None
 
 
 # ---------------------------------------------------------------------- mount namespace
@@ -544,13 +580,16 @@ class Device:
                 args = opts.split(",")[1:] if opts != "shell" else []
                 if opts.split(",")[0] != "shell":
                     return self._refuse(stream)
-                record("shell,v2" if "v2" in args else "shell", command)
+                if record("shell,v2" if "v2" in args else "shell", command) == "refuse":
+                    return self._refuse(stream)
                 self._shell(stream, command, args)
             elif service.startswith("exec:"):
-                record("exec", service[5:])
+                if record("exec", service[5:]) == "refuse":
+                    return self._refuse(stream)
                 self._shell(stream, service[5:], ["raw"], exec_service=True)
             elif service == "sync:":
-                record("sync", "")
+                if record("sync", "") == "refuse":
+                    return self._refuse(stream)
                 stream.t.send(A_OKAY, stream.local_id, stream.remote_id)
                 SyncService(stream).run()
                 stream.close()
@@ -868,7 +907,9 @@ class SyncService:
                 self._fail("path too long")
                 return
             path = self.s.read_exact(n).decode("utf-8", "surrogateescape") if n else ""
-            record(rid.decode("latin-1"), path)
+            if record(rid.decode("latin-1"), path) == "refuse":
+                self._fail("refused by the test")
+                return
             if rid == b"STAT":
                 self._stat_v1(path)
             elif rid in (b"STA2", b"LST2"):
@@ -1043,6 +1084,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--unauthorized", action="store_true",
                     help="answer CNXN with AUTH and reject every key (a phone whose user never allows it)")
     ap.add_argument("--request-log", help="append one JSON line per request here (a host path)")
+    ap.add_argument("--faults", help="a JSON list of fault rules, re-read when it changes (see record())")
     ap.add_argument("--no-namespace", action="store_true",
                     help="do not build the private root (paths are then the host's)")
     a = ap.parse_args(argv)
@@ -1055,9 +1097,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             ap.error("--prop wants KEY=VALUE, got %r" % item)
         props[key] = value
     prepare_device_dir(root, props, a.battery_temp, a.governor or None)
-    global _requests
+    global _requests, _faults_path
     if a.request_log:
         _requests = open(a.request_log, "a", encoding="utf-8")
+    if a.faults:
+        _faults_path = os.path.abspath(a.faults)  # a host path, also visible inside the namespace
     if not a.no_namespace:
         enter_device_root(root)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

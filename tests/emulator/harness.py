@@ -8,7 +8,8 @@
     offline``) while it retries the connection, and ``start()``/``replug()`` on the same port
     brings it back to ``device``. ``cleanup()`` also kills every process left in the
     device's mount namespace. ``requests(kind)``/``count(kind)`` read the requests it served (its
-    ``--request-log``). ``host_path("/data/local/tmp/x")`` is the host file behind a
+    ``--request-log``); ``die_on(kind, text, after)`` makes it die exactly at a request (an
+    unplug mid-command), ``refuse_on`` makes it refuse matching services (``--faults``). ``host_path("/data/local/tmp/x")`` is the host file behind a
     device path; ``set_prop``/``set_battery_temp``/``set_governor`` change what the device's
     ``getprop``, ``dumpsys battery`` and cpufreq file say, while it runs.
 
@@ -102,6 +103,7 @@ class Phone:
         self.ns: Optional[str] = None
         self.log_path = self.workdir / "adbd.log"
         self.request_log = self.workdir / "requests.jsonl"
+        self.faults_file = self.workdir / "faults.json"
 
     @property
     def addr(self) -> str:
@@ -111,6 +113,7 @@ class Phone:
     def start(self, timeout: float = 15.0) -> "Phone":
         """Run the emulator; a phone started before comes back on its old port (a replug)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.clear_faults()  # a replugged phone comes back without them
         ready = self.workdir / "port"
         if ready.exists():
             ready.unlink()
@@ -118,7 +121,8 @@ class Phone:
                 "--root", str(self.root), "--serial", self.serial,
                 "--battery-temp", str(self.battery_temp_c),
                 "--governor", self.governor or "", "--features", ",".join(self.features),
-                "--ready-file", str(ready), "--request-log", str(self.request_log)]
+                "--ready-file", str(ready), "--request-log", str(self.request_log),
+                "--faults", str(self.faults_file)]
         for k, v in self.props.items():
             argv += ["--prop", "%s=%s" % (k, v)]
         if self.unauthorized:
@@ -171,6 +175,31 @@ class Phone:
 
     def count(self, kind: Optional[str] = None) -> int:
         return len(self.requests(kind))
+
+    def _add_fault(self, rule: Dict[str, object]) -> None:
+        try:
+            rules = json.loads(self.faults_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rules = []
+        tmp = self.faults_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rules + [rule]), encoding="utf-8")
+        os.replace(tmp, self.faults_file)
+
+    def die_on(self, kind: Optional[str] = None, text: str = "", after: int = 1) -> None:
+        """Unplug at an exact point: the emulator SIGKILLs itself when the ``after``-th request
+        of ``kind`` whose detail contains ``text`` arrives (counted from now)."""
+        self._add_fault({"kind": kind, "text": text, "after": after, "action": "die"})
+
+    def refuse_on(self, kind: Optional[str] = None, text: str = "", after: int = 1) -> None:
+        """Refuse matching services (``CLSE``; the client reports ``closed``) from the
+        ``after``-th one on, while the phone stays connected."""
+        self._add_fault({"kind": kind, "text": text, "after": after, "action": "refuse"})
+
+    def clear_faults(self) -> None:
+        try:
+            self.faults_file.unlink()
+        except FileNotFoundError:
+            pass
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

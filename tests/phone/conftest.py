@@ -5,8 +5,6 @@ named ``127.0.0.1:PORT`` by the server."""
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -25,23 +23,22 @@ class Lab:
 
     ``a`` (30 °C, schedutil) and ``b`` (31 °C, performance) are started by the fixture; ``add``
     starts more. ``unplug(phone)`` kills the phone's emulator (the server then lists it
-    ``offline``); ``unplug_after(phone, n, kind, text)`` does so from a watcher thread once the
-    phone has been sent ``n`` requests (of ``kind``, whose detail contains ``text``), i.e. in the
-    middle of what the session does;
+    ``offline``); ``unplug_after(phone, n, kind, text)`` makes the phone die as its ``n``-th
+    request of ``kind`` whose detail contains ``text`` arrives, i.e. in the middle of what the
+    session does;
     ``disconnect(phone)`` is ``adb disconnect`` (gone from the listing);
     ``replug(phone)`` starts it again on its port and waits until the server lists it ``device``.
     """
 
-    def __init__(self, workdir: Path, server: AdbServer) -> None:
+    def __init__(self, workdir: Path, server: AdbServer, base_props: Optional[Dict[str, str]] = None) -> None:
         self.workdir = workdir
+        self.base_props = PHONE_PROPS if base_props is None else base_props
         self.server = server
         self.port = server.port
         self.devices: Dict[str, Phone] = {}
-        self._watchers: List[threading.Thread] = []
-        self._stop = threading.Event()
 
     def add(self, serial: str, props: Optional[Dict[str, str]] = None, **kw) -> Phone:
-        ph = Phone(self.workdir / ("phone-" + serial), serial, props=dict(PHONE_PROPS, **(props or {})), **kw)
+        ph = Phone(self.workdir / ("phone-" + serial), serial, props=dict(self.base_props, **(props or {})), **kw)
         ph.start()
         self.devices[ph.addr] = ph
         self.server.connect(ph)
@@ -57,15 +54,7 @@ class Lab:
             self.server.wait_state(phone.addr, "offline")
 
     def unplug_after(self, phone: Phone, n: int, kind: Optional[str] = None, text: str = "") -> None:
-        def watch() -> None:
-            while not self._stop.is_set():
-                if sum(text in d for _, d in phone.requests(kind)) >= n:
-                    phone.kill()
-                    return
-                time.sleep(0.005)
-        t = threading.Thread(target=watch, name="unplug-" + phone.serial, daemon=True)
-        t.start()
-        self._watchers.append(t)
+        phone.die_on(kind, text, after=n)
 
     def disconnect(self, phone: Phone) -> None:
         """``adb disconnect``: the server forgets the phone (no longer listed)."""
@@ -76,12 +65,12 @@ class Lab:
         if phone.alive():
             phone.kill()
         phone.start()
-        self.server.wait_state(phone.addr, "device")
+        if phone.addr in self.server.states():  # the server reconnects by itself
+            self.server.wait_state(phone.addr, "device")
+        else:  # after a disconnect: adb connect again
+            self.server.connect(phone)
 
     def close(self) -> None:
-        self._stop.set()
-        for t in self._watchers:
-            t.join(timeout=5)
         for ph in self.devices.values():
             ph.cleanup()
 
