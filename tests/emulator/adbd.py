@@ -118,7 +118,7 @@ def checksum(data: bytes) -> int:
 
 
 def default_props(serial: str) -> Dict[str, str]:
-    """getprop values of a plausible Snapdragon 8 Gen 2 phone (as tests/device/adbserver.py)."""
+    """getprop values of a plausible Snapdragon 8 Gen 2 phone (as tests/phone/adb/adbserver.py)."""
     return {
         "ro.serialno": serial,
         "ro.product.model": "Emulated Phone",
