@@ -466,9 +466,10 @@ class PhoneTarget(Target):
                  cfg: SessionConfig, prefetch: Prefetcher, post: ThreadPoolExecutor) -> "Future[Dict[str, Any]]":
         """The phone's part of one module; returns the future record (logs read on ``post``).
 
-        On the phone: one push of the module's files (one sync connection), one shell call that
-        runs all ``runs`` (the device script), one pull of all diag logs by name (one sync
-        connection). diagview and parsing happen on ``post`` while the phone goes on.
+        On the phone: one shell call reading the device state and the model folder's md5s, one
+        push of the changed files (one sync connection), one shell call that runs all ``runs``
+        (the device script), one pull of all diag logs by name (one sync connection), one shell
+        call reading the state after. diagview and parsing happen on ``post`` while the phone goes on.
         """
         start = time.monotonic()
         c = self.config
@@ -491,9 +492,9 @@ class PhoneTarget(Target):
                                      poll=max(0.1, min(c.cooldown_poll_s, c.cooldown_timeout_s or 0.1)))
             state["cooldown"] = {"limit_c": c.cooldown_temp_c, "cooled": cool.cooled,
                                  "waited_s": round(cool.waited_s, 1)}
-            before = cool.state
-        else:
-            before = session.device_state()
+            before, remote = cool.state, None
+        else:  # the state before and what the model folder holds: one shell call
+            before, remote = session.state_and_md5(model_dir)
         tmp = Path(tempfile.mkdtemp(prefix="profiler-phone-"))
         try:
             stage = tmp / "stage"
@@ -502,7 +503,7 @@ class PhoneTarget(Target):
             for f in prep.bench_files():
                 os.symlink(f, stage / f.name)
             (stage / script_name).write_text(script, encoding="utf-8")
-            session.push_tree(stage, model_dir)
+            session.push_tree(stage, model_dir, remote=remote)
             res = session.shell(["sh", f"{model_dir}/{script_name}"], timeout=cfg.timeout_s * c.runs)
             outcome = parse_script_output(res.output)
             if res.exit_code != 0 or len(outcome.logs) != c.runs:

@@ -50,6 +50,12 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     for phone in (phones.a, phones.b):
         sends = [d for _, d in phone.requests("SEND") if d.startswith("/data/local/tmp/profiler/bin/")]
         assert len(sends) == 1, sends
+        # per module: state + md5 listing (one call), the runs (one call), the state after (one call)
+        mine = sum(r["device_state"]["serial"] == phone.addr for r in latest.values())
+        shells = [d for _, d in phone.requests("shell,v2")]
+        assert sum("dumpsys battery" in d and "md5sum" in d for d in shells) == mine
+        assert sum("dumpsys battery" in d and "md5sum" not in d for d in shells) == mine
+        assert sum("/run_" in d for d in shells) == mine and phone.count("sync") == 2 * mine + 2
     for (uid, rt), rec in latest.items():
         st = rec["device_state"]
         assert st["perf_profile"] == "sustained_high_performance" and st["profiling_level"] == "detailed"
