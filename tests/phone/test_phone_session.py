@@ -163,6 +163,29 @@ def test_cache_dir_overrides_the_store_folder_and_keeps_reuse(tmp_path, phones, 
     assert len(tool_calls(sdk2, "snpe-onnx-to-dlc")) == 1
 
 
+def test_unwritable_store_folder_is_refused_before_any_phone_is_touched(tmp_path, phones, sdk2, make_target,
+                                                                        monkeypatch):
+    import os
+    from profiler.phone import target as phone_target
+    models = write_models(tmp_path / "m", standard_specs(1))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # the tests run as root, for whom every folder is writable: os.access answers as for another uid
+    monkeypatch.setattr(phone_target.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    before = phones.a.count() + phones.b.count()
+    with pytest.raises(ProfilerError) as err:
+        run_session(models, locked / "deeper" / "x.results", make_target(sdk2), session_config(["CPU"]))
+    assert str(err.value) == (f"{locked}: the store's folder is not writable; the store and the DLC cache go "
+                              "there: choose another --out")
+    assert phones.a.count() + phones.b.count() == before and not list(locked.iterdir())
+    monkeypatch.setenv("PROFILER_DOCKER_IMAGE", "profiler-bench:x")
+    with pytest.raises(ProfilerError, match=re.escape(f"{locked}: the store's folder is not writable by uid "
+                                                      f"{os.getuid()}:{os.getgid()} inside the container "
+                                                      "(profiler-bench:x)")):
+        run_session(models, locked / "x.results", make_target(sdk2), session_config(["CPU"]))
+
+
 def test_vanishing_phone_hands_its_modules_to_the_other(tmp_path, phones, sdk2, make_target):
     models = write_models(tmp_path / "m", standard_specs(4))
     phones.unplug_after(phones.a, 1, "shell,v2", "/run_CPU.sh")  # while its first module runs
