@@ -2,7 +2,8 @@
 of ``snpe-net-run`` on the phones, and where the rest goes.
 
 EVERYTHING HERE IS EMULATED (the test fixtures of tests/): the phones are sandboxes of the
-loopback adb server (tests/phone/adb/adbserver.py) and the SNPE SDK is the fake one
+loopback Python adb server (tests/phone/adb/adbserver.py, kept for this bench so that its
+figures stay comparable with earlier runs) and the SNPE SDK is the fake one
 (tests/phone/fake_sdk.py), whose tools are Python scripts. The absolute numbers therefore
 measure the profiler's orchestration (adb transfers, tool start-ups, parsing, the store) on
 this machine, not SNPE and not a phone: a fake ``snpe-net-run`` "inference" is a Python
@@ -60,7 +61,7 @@ CATEGORIES = [
     "list + pull diag logs",
     "diagview (snpe-diagview)",
     "diagview parse, failed-log keeping",
-    "device state (battery, governor)",
+    "device state (battery, governor; + md5 listing before each module)",
     "per-module bookkeeping (temp dirs, records)",
     "phone threads idle / scheduling",
     "store writes (main thread)",
@@ -146,6 +147,8 @@ def instrument(timers: Timers) -> None:
     timers.patch(DeviceSession, "pull", CATEGORIES[7], opaque=True)
     timers.patch(DeviceSession, "pull_files", CATEGORIES[7], opaque=True)
     timers.patch(DeviceSession, "device_state", CATEGORIES[10], opaque=True)
+    if hasattr(DeviceSession, "state_and_md5"):
+        timers.patch(DeviceSession, "state_and_md5", CATEGORIES[10], opaque=True)
     timers.patch(ResultsStore, "add", CATEGORIES[13], opaque=True)
 
 
@@ -195,6 +198,34 @@ def one_pass(models: Path, out: Path, make_target: Callable[[], Any], runtimes: 
             "seconds": seconds, "calls": calls}
 
 
+def emulator_costs(client: Any, serial: str, work: Path, repeat: int = 15) -> Dict[str, float]:
+    """Median seconds of the emulated phone's own per-call costs, measured on an idle phone
+    after the passes: a shell round trip that runs nothing (``true``), the emulated tools the
+    session calls per module (``dumpsys battery`` + governor read, ``find | md5sum`` of a small
+    folder: Python wrappers in the emulator, native tools on a phone), a sync push and a pull
+    of one small file."""
+    import statistics
+    from profiler.phone.adb.session import DeviceSession
+    s = DeviceSession(client, serial, timeout=60)
+    f = work / "probe.bin"
+    f.write_bytes(b"x" * 4096)
+    calls = {"shell true": lambda: s.shell("true"), "device state": s.device_state,
+             "state + md5 listing": (lambda: s.state_and_md5("/data/local/tmp/profiler/bin"))
+             if hasattr(s, "state_and_md5") else
+             (lambda: (s.device_state(), s.remote_md5("/data/local/tmp/profiler/bin"))),
+             "push 1 file": lambda: s.push_files([(f, "/data/local/tmp/probe/probe.bin")]),
+             "pull 1 file": lambda: s.pull_files([("/data/local/tmp/probe/probe.bin", work / "back.bin")])}
+    out = {}
+    for name, fn in calls.items():
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[name] = statistics.median(times)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modules", type=int, default=20)
@@ -229,6 +260,7 @@ def main() -> int:
                                              runtimes, timers, args.phones)
             finally:
                 timers.restore()
+            costs = emulator_costs(srv.client(socket_timeout=60), serials[0], work)
 
     print(EMULATED)
     print(f"session: {args.modules} modules x {'+'.join(runtimes)} on {args.phones} phones, {args.runs} runs each "
@@ -251,7 +283,19 @@ def main() -> int:
         print(f"{name}: wall {r['wall_s']:.1f} s, inside snpe-net-run {r['measured_inference_s']:.1f} s of "
               f"{r['phone_time_s']:.1f} phone-s ({r['netrun_calls']} runs) -> outside share "
               f"{100 * r['outside_share']:.1f}%; records per phone {r['records_per_phone']}")
+    # per module and phone: state + md5 (1 shell), push (1 sync), pull (1 sync), state after (1 shell)
+    modules = len(runtimes) * args.modules
+    floor = modules * (costs["state + md5 listing"] + costs["push 1 file"] + costs["pull 1 file"]
+                       + costs["device state"])
+    print("emulated phone's own costs (median of 15, idle phone): " + ", ".join(
+        f"{k} {1000 * v:.0f} ms" for k, v in costs.items()))
+    for name in ("cold", "warm"):
+        r = results[name]
+        r["emulator_floor_s"] = floor
+        print(f"{name}: the {modules} modules' non-inference adb calls at those idle costs: {floor:.1f} s = "
+              f"{100 * floor / r['phone_time_s']:.1f}% of phone-time")
     path = write_result("phone_overhead", {
+        "emulator_costs_s": costs,
         "emulated": True, "note": EMULATED,
         "config": {"modules": args.modules, "phones": args.phones, "runtimes": runtimes, "runs": args.runs,
                    "input_count": 10, "calibration_count": 10, "sdk": SDK_VERSION},

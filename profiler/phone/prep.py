@@ -9,8 +9,12 @@ For each module and runtime, :class:`HostPrep` produces what the phone needs:
   images of ``--calibration-images`` (3-channel 4-D inputs only; other inputs stay random);
 * N random benchmark raws and their input list (paths relative to the model folder).
 
-Everything is cached under ``<folder of the ONNX file>/snpe-<sdk version>/`` (or
-``PhoneConfig.cache_dir``) next to a ``.key.json`` sidecar holding what it was built from (uid,
+Everything is cached under ``<store's folder>/snpe-cache/<models folder name>-<hash of its
+absolute path>/snpe-<sdk version>/`` (``HostOptions.store_dir``, set by the session from the
+results store's path, so a container that mounts the models read-only still writes it and
+every store in that folder reuses it), or ``<cache_dir>/snpe-<sdk version>/`` when
+``PhoneConfig.cache_dir`` is given, or next to the ONNX files when neither is known; each
+file has a ``.key.json`` sidecar holding what it was built from (uid,
 SDK version, ONNX sha256, options); a file whose sidecar does not match is rebuilt. Files are
 written under a temporary name and renamed, so an interrupted build never leaves a file that
 looks valid. Host tools run as argument lists (never shell strings) with the environment
@@ -122,7 +126,18 @@ class HostOptions:
     input_count: int = 10
     seed: int = 0
     cache_dir: Optional[str] = None
+    store_dir: Optional[str] = None
     tool_timeout_s: float = 1800.0
+
+
+STORE_CACHE = "snpe-cache"
+
+
+def store_cache_folder(store_dir: Path, models_dir: Path) -> Path:
+    """The cache folder of ``models_dir`` under the store's folder (one per models folder)."""
+    absolute = os.path.abspath(models_dir)
+    tag = hashlib.sha256(absolute.encode("utf-8")).hexdigest()[:10]
+    return Path(store_dir) / STORE_CACHE / f"{os.path.basename(absolute) or 'models'}-{tag}"
 
 
 class HostPrep:
@@ -141,9 +156,14 @@ class HostPrep:
 
     # -- public
     def cache_root(self, item: Mapping[str, Any]) -> Path:
+        """Where ``item``'s DLCs and raws are cached (see the module docstring)."""
+        version = f"snpe-{self.sdk.version}"
         if self.options.cache_dir:
-            return Path(self.options.cache_dir).resolve() / f"snpe-{self.sdk.version}"
-        return Path(item["onnx"]).resolve().parent / f"snpe-{self.sdk.version}"
+            return Path(self.options.cache_dir).resolve() / version
+        models_dir = Path(os.path.abspath(item["onnx"])).parent
+        if self.options.store_dir:
+            return store_cache_folder(Path(self.options.store_dir), models_dir) / version
+        return models_dir / version
 
     def prepare(self, item: Mapping[str, Any], runtime: str) -> Prepared:
         """Float DLC (+ quantized DLC for DSP/AIP) and benchmark inputs for ``item``."""

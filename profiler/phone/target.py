@@ -3,7 +3,7 @@
 Per module and runtime (see ``docs/phones.md`` for the user's view):
 
 1. host (:mod:`profiler.phone.prep`): ONNX -> DLC, dlc-info, quantized DLC for DSP/AIP,
-   random benchmark raws + input list, all cached under the models folder;
+   random benchmark raws + input list, all cached under ``<store's folder>/snpe-cache/``;
 2. device, once per phone: the SDK's ``snpe-net-run`` and libraries (DSP skels included) for
    the phone's arm64 folder are pushed with ``push_tree`` (md5-compared, so only changes cross
    the cable);
@@ -39,14 +39,14 @@ import threading
 import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from profiler.phone.adb import DeviceInfo, DeviceSession, list_devices, open_client, open_session, run_sharded
 from profiler.phone.adb.session import StuckDeviceError, describe_listing, resolve_servers, server_name
 from profiler.errors import DeviceError, ProfilerError, ResultsError, ToolError
-from profiler.phone.prep import HostOptions, HostPrep, Prefetcher, Prepared
+from profiler.phone.prep import STORE_CACHE, HostOptions, HostPrep, Prefetcher, Prepared
 from profiler.session import record
 from profiler.session.target import SessionConfig, Target
 from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, ScriptOutcome, device_artifacts,
@@ -301,6 +301,18 @@ class PhoneTarget(Target):
         self._connect()
         return [self._infos[s] for s in self._serials]
 
+    def use_store(self, store: Path) -> None:
+        """Cache DLCs and raws under the store's folder (unless ``cache_dir`` is given); a
+        folder this process cannot write is a ProfilerError now, before any phone is touched."""
+        folder = Path(os.path.abspath(store)).parent
+        if not self.config.cache_dir:
+            existing = folder
+            while not existing.exists() and existing.parent != existing:
+                existing = existing.parent
+            if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+                raise ProfilerError(unwritable_store_folder(existing, os.environ.get("PROFILER_DOCKER_IMAGE")))
+        self.host.options = replace(self.host.options, store_dir=str(folder))
+
     def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
         infos = self.devices()
         first = infos[0]
@@ -315,9 +327,17 @@ class PhoneTarget(Target):
                         for name, i in zip(self._serials, infos)},
             "snpe": {"root": str(self.sdk.root), "version": str(self.sdk.version),
                      "device_target": self.device_target.target},
-            "phone": self.config.describe(),
+            "phone": {**self.config.describe(), "cache": self._cache_description()},
             "tools": {"snpe": str(self.sdk.version)},
         }
+
+    def _cache_description(self) -> str:
+        o = self.host.options
+        if o.cache_dir:
+            return str(Path(o.cache_dir).resolve() / f"snpe-{self.sdk.version}")
+        if o.store_dir:
+            return str(Path(o.store_dir) / STORE_CACHE)
+        return "next to the ONNX files"
 
     # ------------------------------------------------------------------ running
     def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
@@ -446,9 +466,10 @@ class PhoneTarget(Target):
                  cfg: SessionConfig, prefetch: Prefetcher, post: ThreadPoolExecutor) -> "Future[Dict[str, Any]]":
         """The phone's part of one module; returns the future record (logs read on ``post``).
 
-        On the phone: one push of the module's files (one sync connection), one shell call that
-        runs all ``runs`` (the device script), one pull of all diag logs by name (one sync
-        connection). diagview and parsing happen on ``post`` while the phone goes on.
+        On the phone: one shell call reading the device state and the model folder's md5s, one
+        push of the changed files (one sync connection), one shell call that runs all ``runs``
+        (the device script), one pull of all diag logs by name (one sync connection), one shell
+        call reading the state after. diagview and parsing happen on ``post`` while the phone goes on.
         """
         start = time.monotonic()
         c = self.config
@@ -472,9 +493,9 @@ class PhoneTarget(Target):
                                      poll=max(0.1, min(c.cooldown_poll_s, c.cooldown_timeout_s or 0.1)))
             state["cooldown"] = {"limit_c": c.cooldown_temp_c, "cooled": cool.cooled,
                                  "waited_s": round(cool.waited_s, 1)}
-            before = cool.state
-        else:
-            before = session.device_state()
+            before, remote = cool.state, None
+        else:  # the state before and what the model folder holds: one shell call
+            before, remote = session.state_and_md5(model_dir)
         tmp = Path(tempfile.mkdtemp(prefix="profiler-phone-"))
         try:
             stage = tmp / "stage"
@@ -483,7 +504,7 @@ class PhoneTarget(Target):
             for f in prep.bench_files():
                 os.symlink(f, stage / f.name)
             (stage / script_name).write_text(script, encoding="utf-8")
-            session.push_tree(stage, model_dir)
+            session.push_tree(stage, model_dir, remote=remote)
             res = session.shell(["sh", f"{model_dir}/{script_name}"], timeout=cfg.timeout_s * c.runs)
             outcome = parse_script_output(res.output)
             if res.exit_code != 0 or len(outcome.logs) != c.runs:
@@ -562,10 +583,20 @@ class PhoneTarget(Target):
         return dest
 
 
+def unwritable_store_folder(folder: Path, image: Optional[str]) -> str:
+    """The one line for a store's folder that this process may not write (pure)."""
+    if image:
+        return (f"{folder}: the store's folder is not writable by uid {os.getuid()}:{os.getgid()} inside the "
+                f"container ({image}); the store and the DLC cache go there: make it writable for that user "
+                "or choose the user with --docker-user UID:GID")
+    return (f"{folder}: the store's folder is not writable; the store and the DLC cache go there: "
+            "choose another --out")
+
+
 def _host_os_error(e: OSError, item: Dict[str, Any]) -> str:
     where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-    return (f"{where}{e.strerror or e} (host side, preparing {item['uid'][:80]}); check that the models "
-            "folder (or --cache-dir) is writable and has space")
+    return (f"{where}{e.strerror or e} (host side, preparing {item['uid'][:80]}); check that the "
+            "store's folder is writable and has space")
 
 
 def layers_record(runs: Sequence[DiagRun]) -> Optional[Dict[str, Any]]:

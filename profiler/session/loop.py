@@ -29,6 +29,7 @@ def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, res
     """Measure every manifest entry on every runtime of ``cfg`` into the store ``out``."""
     doc = read_manifest(models)
     target.check_runtimes(cfg.runtimes)
+    target.use_store(Path(out))
     meta = {**target.facts(cfg.runtimes), "runtimes": list(cfg.runtimes),
             "profiler": __version__, "date": now_iso(),
             "models": {"dir": str(Path(doc["_dir"]).resolve()), "kind": doc.get("kind"),

@@ -56,5 +56,8 @@ class Target:
     def check_runtimes(self, runtimes: Sequence[str]) -> None:
         raise NotImplementedError
 
+    def use_store(self, store: Path) -> None:
+        """Told the results store's path before anything is measured (default: ignored)."""
+
     def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
         raise NotImplementedError

@@ -21,7 +21,7 @@ import pytest
 from tests.container.engine_fixtures import (CACHE, TEST_UID, Caller, _leftover_containers,  # noqa: F401 - fixtures
                                              base_image, bench_image, docker_client, wheelhouse, workdir)
 from profiler.models.manifest import read_manifest, write_manifest
-from tests.phone.adb.adbserver import AdbServer
+from tests.emulator.harness import AdbServer, Phone
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--warmup", "2", "--min-time", "0.01", "--min-repeat", "5", "--max-repeat", "20",
@@ -144,21 +144,22 @@ def test_host_server_mode_reaches_an_adb_server_on_the_host_loopback(docker_clie
     """--adb-mode host-server: --network host, and adbutils inside finds the host's server."""
     from profiler.container import build as cbuild, engine as cengine, plan as cplan
     models = _subset(cifar_blocks, workdir / "models", 1)
-    code = ("import adbutils; c = adbutils.AdbClient(); "
+    code = ("import adbutils, sys; c = adbutils.AdbClient(); "
             "print(sorted(d.serial for d in c.device_list())); "
-            "print(c.device('EMU0001').getprop('ro.product.model'))")
-    with AdbServer(workdir / "adb") as srv:
-        srv.add_device("EMU0001", props={"ro.product.model": "Pixel Test"})
-        srv.add_device("EMU0002")
+            "print(c.device(sys.argv[1]).getprop('ro.product.model'))")
+    with AdbServer(workdir / "adb") as srv, Phone(workdir / "p1", "EMU0001", props={"ro.product.model": "Pixel Test"}) \
+            as p1, Phone(workdir / "p2", "EMU0002") as p2:
+        srv.connect(p1)
+        srv.connect(p2)
         cengine.check_adb("host-server", srv.port)
-        plan = cplan.plan_bench_run(bench_image, ["python", "-c", code], models, workdir / "s.results",
+        plan = cplan.plan_bench_run(bench_image, ["python", "-c", code, p1.addr], models, workdir / "s.results",
                                  user=f"{os.getuid()}:{os.getgid()}", adb_mode="host-server", adb_port=srv.port,
                                  environment={"ADBUTILS_ADB_PATH": "/bin/false"})
         chunks: list = []
         rc = cengine.run_container(docker_client, plan, on_output=lambda stream, data: chunks.append((stream, data)))
     out = b"".join(d for s, d in chunks if s == "stdout").decode()
     assert rc == 0, chunks
-    assert out.splitlines() == ["['EMU0001', 'EMU0002']", "Pixel Test"]
+    assert out.splitlines() == [str(sorted([p1.addr, p2.addr])), "Pixel Test"]
     assert plan.network_mode == "host"
 
 

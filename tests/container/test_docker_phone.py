@@ -3,11 +3,12 @@ without one).
 
 ``profiler bench --target phone --docker IMAGE --adb-mode host-server`` runs as a subprocess (as a
 non-root uid when the tests run as root, see ``Caller``). The session inside the container
-reaches the loopback adb server of this test (``tests/phone/adb/adbserver.py``) over the host's
-network, with two emulated phones whose sandboxes live on this machine. The fake SNPE SDK
+reaches a real adb server (adbutils' binary, ``tests/emulator/harness.py``) on this host's
+loopback over the host's network; the server reaches two emulated phones (``tests/emulator/adbd.py``
+processes, ``adb connect``ed, named ``127.0.0.1:PORT``) whose files live on this machine. The fake SNPE SDK
 (``tests/phone/fake_sdk.py``) is mounted read-only with ``--docker-snpe-sdk``: its host tools
 run inside the container with the image's Python (``#!/usr/bin/env python3``), its
-``snpe-net-run`` is pushed from the container to the phones and run there by the adb server.
+``snpe-net-run`` is pushed from the container through the server to the phones and run there.
 The image is the runner image plus onnx (``phone_image``): the converter needs it.
 """
 
@@ -23,15 +24,15 @@ from pathlib import Path
 import pytest
 
 from profiler.models.manifest import read_manifest
+from profiler.phone.prep import store_cache_folder
 from profiler.session.store import read_store
 from tests.container.engine_fixtures import (Caller, _leftover_containers, base_image,  # noqa: F401 - fixtures
                                              bench_image, docker_client, phone_image, wheelhouse, workdir)
-from tests.phone.adb.adbserver import AdbServer
+from tests.emulator.harness import AdbServer, Phone
 from tests.phone.fake_sdk import make_fake_sdk, tool_calls
 from tests.phone.models import standard_specs, write_models
 
 SDK_VERSION = "2.10.0.4541"
-SERIALS = ("PHONE0A", "PHONE0B")
 PHONE_PROPS = {"ro.product.model": "SM-S911B", "ro.soc.model": "SM8550"}
 IMAGE_VENV = "/opt/profiler-venv/"
 RUNTIMES = ("CPU", "DSP")
@@ -74,8 +75,7 @@ def _bench_phone_in_container(caller: Caller, image: str, models: Path, store: P
 
 def test_phone_session_in_container_end_to_end(docker_client, phone_image, workdir, shared_dir, tmp_path):
     caller = _caller(workdir)
-    # the README's layout: the store's folder holds the models folder, so the DLC cache that the
-    # session writes next to the ONNX files is inside the store's (writable) mount
+    # the README's layout: the store's folder holds the models folder
     models = write_models(workdir / "models", standard_specs(MODULES))
     store = workdir / "phone.results"
     calls = workdir / "sdk-calls.jsonl"  # the SDK is mounted read-only: the fake tools log here
@@ -83,18 +83,20 @@ def test_phone_session_in_container_end_to_end(docker_client, phone_image, workd
     _give(workdir, caller.uid, caller.gid)
     uids = [e["uid"] for e in read_manifest(models)["entries"]]
 
-    with AdbServer(tmp_path / "adb", max_shell_seconds=60) as srv:
-        srv.add_device(SERIALS[0], props=dict(PHONE_PROPS))
-        srv.add_device(SERIALS[1], props=dict(PHONE_PROPS), battery_temp_c=31.0)
+    with AdbServer(tmp_path / "adb") as srv, Phone(tmp_path / "a", "PHONE0A", props=PHONE_PROPS) as a, \
+            Phone(tmp_path / "b", "PHONE0B", props=PHONE_PROPS, battery_temp_c=31.0) as b:
+        srv.connect(a)
+        srv.connect(b)
+        serials = (a.addr, b.addr)
         t0 = time.monotonic()
         proc = _bench_phone_in_container(caller, phone_image, models, store, srv.port, sdk,
                                          "--runtime", ",".join(RUNTIMES), "--runs", str(RUNS),
                                          "--input-count", "2", "--calibration-count", "2")
         elapsed = time.monotonic() - t0
-        sdk_pushes = {s: [d for _, _, d in srv.requests(s, "SEND") if d.startswith("/data/local/tmp/profiler/bin/")]
-                      for s in SERIALS}
-        runs_on = {s: [d for _, kind, d in srv.requests(s) if kind.startswith("shell") and "/run_" in d]
-                   for s in SERIALS}
+        sdk_pushes = {ph.addr: [d for _, d in ph.requests("SEND") if d.startswith("/data/local/tmp/profiler/bin/")]
+                      for ph in (a, b)}
+        runs_on = {ph.addr: [d for kind, d in ph.requests() if kind.startswith("shell") and "/run_" in d]
+                   for ph in (a, b)}
     print(f"phone session in the container: {elapsed:.1f} s")
     n = MODULES * len(RUNTIMES)
     assert proc.returncode == 0, proc.stderr
@@ -107,8 +109,8 @@ def test_phone_session_in_container_end_to_end(docker_client, phone_image, workd
     assert set(latest) == {(u, rt) for u in uids for rt in RUNTIMES}
     assert all(r["status"] == "ok" for r in latest.values())
     assert all(len(v) == RUNS for r in latest.values() for v in r["samples"].values())
-    assert {r["device_state"]["serial"] for r in latest.values()} == set(SERIALS)
-    for serial in SERIALS:
+    assert {r["device_state"]["serial"] for r in latest.values()} == set(serials)
+    for serial in serials:
         assert len(sdk_pushes[serial]) == 1, sdk_pushes  # snpe-net-run crossed once per phone
         assert runs_on[serial], f"no snpe-net-run on {serial}"
     assert sum(len(v) for v in runs_on.values()) == n  # one device shell call runs all RUNS
@@ -129,16 +131,16 @@ def test_phone_session_in_container_end_to_end(docker_client, phone_image, workd
     assert len(by_tool["snpe-onnx-to-dlc"]) == MODULES and len(by_tool["snpe-dlc-info"]) == MODULES
     assert len(by_tool["snpe-dlc-quant"]) == MODULES
     assert len(by_tool["snpe-diagview"]) == n * RUNS
+    cache = store_cache_folder(workdir, models) / f"snpe-{SDK_VERSION}"
     for call in by_tool["snpe-dlc-quant"]:
         listed = Path(call["argv"][1].split("=", 1)[1])
-        assert listed.is_file() and str(listed).startswith(str(models)), call
-    cache = models / f"snpe-{SDK_VERSION}"
+        assert listed.is_file() and str(listed).startswith(str(cache) + "/"), call
     quantized = sorted(cache.glob("*.q*.dlc"))
     assert len(quantized) == MODULES
     meta = contents.meta
     assert meta["target"] == "phone" and meta["runtimes"] == list(RUNTIMES)
     assert meta["snpe"] == {"root": str(sdk), "version": SDK_VERSION, "device_target": "aarch64-android"}
-    assert set(meta["devices"]) == set(SERIALS) and meta["device"]["soc"] == "SM8550"
+    assert set(meta["devices"]) == set(serials) and meta["device"]["soc"] == "SM8550"
     assert meta["models"]["dir"] == str(models) and meta["phone"]["runs"] == RUNS
     for path in (store, cache, *quantized):
         st = path.stat()
@@ -156,21 +158,56 @@ def test_phone_session_in_container_end_to_end(docker_client, phone_image, workd
     assert _leftover_containers(docker_client, workdir) == []
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: in a container the models folder is mounted read-only unless "
-                                       "it lies under the store's folder, and the phone target writes its DLC "
-                                       "cache next to the ONNX files")
 def test_phone_session_in_container_with_the_store_elsewhere(docker_client, phone_image, workdir, shared_dir,
                                                              tmp_path):
-    """The store in another folder than the models (fine on the host)."""
+    """The store in another folder than the models: the models are mounted read-only, the DLC
+    cache goes under the store's (writable) folder."""
     caller = _caller(workdir)
     models = write_models(workdir / "in" / "models", standard_specs(1))
     store = workdir / "out" / "phone.results"
     store.parent.mkdir()
     sdk = make_fake_sdk(shared_dir, SDK_VERSION, host_python="/usr/bin/env python3", calls=store.parent / "calls")
     _give(workdir, caller.uid, caller.gid)
-    with AdbServer(tmp_path / "adb", max_shell_seconds=60) as srv:
-        srv.add_device(SERIALS[0], props=dict(PHONE_PROPS))
+    with AdbServer(tmp_path / "adb") as srv, Phone(tmp_path / "a", "PHONE0A", props=PHONE_PROPS) as a:
+        srv.connect(a)
         proc = _bench_phone_in_container(caller, phone_image, models, store, srv.port, sdk,
                                          "--runtime", "CPU", "--runs", "1", "--input-count", "1")
     assert "Read-only file system" not in proc.stderr
     assert proc.returncode == 0, proc.stderr
+    assert "1 measured, 0 failed" in proc.stderr, proc.stderr
+    rec = list(read_store(store).latest().values())[0]
+    assert rec["status"] == "ok" and rec["device_state"]["serial"] == a.addr
+    cache = store_cache_folder(store.parent, models) / f"snpe-{SDK_VERSION}"
+    assert len(list(cache.glob("*.dlc"))) == 1
+    assert not list(models.glob("snpe-*"))
+
+
+def test_unwritable_store_folder_in_the_container_is_one_line(docker_client, phone_image, workdir, shared_dir,
+                                                              tmp_path):
+    """The container's uid cannot write the store's folder: one line naming it, nothing started."""
+    caller = _caller(workdir)
+    models = write_models(workdir / "models", standard_specs(1))
+    out_dir = workdir / "locked"
+    out_dir.mkdir()
+    calls = shared_dir / "calls"
+    calls.mkdir()
+    os.chmod(calls, 0o777)
+    sdk = make_fake_sdk(shared_dir, SDK_VERSION, host_python="/usr/bin/env python3", calls=calls / "calls.jsonl")
+    _give(workdir, caller.uid, caller.gid)
+    os.chmod(out_dir, 0o755)  # the caller may write it on the host; the container's uid may not
+    user = "%d:%d" % (caller.uid + 1, caller.gid + 1)
+    caller.extra = ["--docker-user", user]  # in place of the Caller's own --docker-user, if any
+    store = out_dir / "phone.results"
+    with AdbServer(tmp_path / "adb") as srv, Phone(tmp_path / "a", "PHONE0A", props=PHONE_PROPS) as a:
+        srv.connect(a)
+        proc = _bench_phone_in_container(caller, phone_image, models, store, srv.port, sdk, "--runtime", "CPU",
+                                         "--runs", "1", "--input-count", "1")
+        served = a.requests()
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in proc.stderr
+    assert lines[-1] == ("profiler: error: %s: the store's folder is not writable by uid %s inside the container "
+                         "(%s); the store and the DLC cache go there: make it writable for that user or choose "
+                         "the user with --docker-user UID:GID" % (out_dir, user, phone_image)), proc.stderr
+    assert not store.exists() and not (out_dir / "snpe-cache").exists()
+    assert not [d for k, d in served if k == "SEND"]  # nothing reached the phone

@@ -9,7 +9,8 @@ and attach it with ``adb connect 127.0.0.1:PORT``. It speaks adb's transport pro
 TCP the way adbd does (AOSP ``adb/protocol.txt``): 24-byte little-endian message headers
 (command, arg0, arg1, data length, data checksum, magic = command ^ 0xffffffff), the
 ``CNXN`` handshake answered at once (no ``AUTH``: like a phone with ``ro.adb.secure=0``; no
-``STLS``: TLS is not offered), and ``OPEN``/``OKAY``/``WRTE``/``CLSE`` streams with local and
+``STLS``: TLS is not offered; with ``--unauthorized`` it answers ``AUTH TOKEN`` instead and
+rejects every signature and key, so the server lists it ``unauthorized``), and ``OPEN``/``OKAY``/``WRTE``/``CLSE`` streams with local and
 remote ids and one unacknowledged ``WRTE`` per direction (an ``OKAY`` is sent for a received
 ``WRTE`` only once the service has consumed it).
 
@@ -53,6 +54,11 @@ Real device paths, no rewriting
     They read ``/system/etc/adbemu.json`` (props, battery temperature), which the host-side
     helper may rewrite at any time. ``md5sum``, ``ps``, ``find``, ``cat``... are the host's.
 
+With ``--request-log FILE`` (a host path) every service request and sync request is appended
+to FILE as one JSON line ``{"kind": ..., "detail": ...}`` (see ``Phone.requests``). With
+``--faults FILE`` the process kills itself (``die``: an unplug at an exact request) or refuses a
+service (``refuse``) on the N-th matching request (see :func:`record`, ``Phone.die_on``).
+
 Needs root (CAP_SYS_ADMIN) for the namespace; it is a test fixture, not a sandbox.
 """
 
@@ -87,6 +93,7 @@ A_CLSE = 0x45534C43
 A_WRTE = 0x45545257
 A_AUTH = 0x48545541
 A_STLS = 0x534C5453
+AUTH_TOKEN, AUTH_SIGNATURE, AUTH_RSAPUBLICKEY = 1, 2, 3
 A_VERSION = 0x01000001          # the version from which checksums may be skipped
 MAX_PAYLOAD = 1024 * 1024
 HEADER = struct.Struct("<6I")   # command, arg0, arg1, data_length, data_check, magic
@@ -111,7 +118,7 @@ def checksum(data: bytes) -> int:
 
 
 def default_props(serial: str) -> Dict[str, str]:
-    """getprop values of a plausible Snapdragon 8 Gen 2 phone (as tests/device/adbserver.py)."""
+    """getprop values of a plausible Snapdragon 8 Gen 2 phone (as tests/phone/adb/adbserver.py)."""
     return {
         "ro.serialno": serial,
         "ro.product.model": "Emulated Phone",
@@ -134,6 +141,54 @@ def default_props(serial: str) -> Dict[str, str]:
 def log(msg: str) -> None:
     sys.stderr.write("adbd[%d]: %s\n" % (os.getpid(), msg))
     sys.stderr.flush()
+
+
+_requests = None  # the --request-log file, opened before the namespace is entered
+_requests_lock = threading.Lock()
+
+
+_faults_path: Optional[str] = None  # --faults FILE: rules the host may (re)write at any time
+_faults_seen: Tuple[float, int] = (0.0, -1)
+_faults: List[Dict[str, object]] = []
+
+
+def _load_faults() -> None:
+    global _faults_seen, _faults
+    try:
+        st = os.stat(_faults_path)
+    except OSError:
+        _faults = []
+        return
+    if (st.st_mtime, st.st_size) != _faults_seen:
+        with open(_faults_path, encoding="utf-8") as f:
+            _faults = [dict(rule, seen=0) for rule in json.load(f)]
+        _faults_seen = (st.st_mtime, st.st_size)
+
+
+def record(kind: str, detail: str) -> Optional[str]:
+    """Log one service or sync request (``--request-log``) and apply the ``--faults`` rules:
+    ``{"kind": K or null, "text": T, "after": N, "action": "die" | "refuse"}`` fires on the
+    N-th request of kind K whose detail contains T. ``die`` SIGKILLs this process there and then
+    (an unplug at an exact point; the commands it started keep running); ``refuse`` is returned
+    so the service is refused (``CLSE``: what adbd does when a service cannot start)."""
+    with _requests_lock:
+        if _requests is not None:
+            _requests.write(json.dumps({"kind": kind, "detail": detail}) + "\n")
+            _requests.flush()
+        if _faults_path is None:
+            return None
+        _load_faults()
+        for rule in _faults:
+            if rule.get("kind") not in (None, kind) or str(rule.get("text", "")) not in detail:
+                continue
+            rule["seen"] = int(rule["seen"]) + 1
+            if rule["seen"] < int(rule.get("after", 1)):
+                continue
+            if rule.get("action") == "die":
+                log("fault: dying at %s %r" % (kind, detail[:80]))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return str(rule.get("action"))
+    return None
 
 
 # ---------------------------------------------------------------------- mount namespace
@@ -441,7 +496,15 @@ class Transport:
         if cmd == A_CNXN:
             self.version = min(arg0, A_VERSION)
             self.max_payload = max(4096, min(arg1, MAX_PAYLOAD))
-            self.send(A_CNXN, A_VERSION, MAX_PAYLOAD, self.device.banner())
+            if self.device.unauthorized:
+                self.send(A_AUTH, AUTH_TOKEN, 0, os.urandom(20))
+            else:
+                self.send(A_CNXN, A_VERSION, MAX_PAYLOAD, self.device.banner())
+        elif cmd == A_AUTH and self.device.unauthorized:
+            # A locked phone: every signature is rejected with a new token; an offered public
+            # key waits for a tap on "Allow" that never comes.
+            if arg0 == AUTH_SIGNATURE:
+                self.send(A_AUTH, AUTH_TOKEN, 0, os.urandom(20))
         elif cmd == A_OPEN:
             service = data.rstrip(b"\0").decode("utf-8", "replace")
             with self._lock:
@@ -465,7 +528,7 @@ class Transport:
             else:
                 self.forget(stream)
                 stream._peer_closed()
-        # AUTH / STLS / SYNC from a host are ignored: this device neither asks for keys nor TLS.
+        # AUTH / STLS / SYNC from a host are otherwise ignored: no keys asked for, no TLS.
 
 
 # ---------------------------------------------------------------------- the device
@@ -494,8 +557,10 @@ def _exit_code(returncode: int) -> int:
 
 
 class Device:
-    def __init__(self, serial: str, props: Dict[str, str], features: Tuple[str, ...]):
+    def __init__(self, serial: str, props: Dict[str, str], features: Tuple[str, ...],
+                 unauthorized: bool = False):
         self.serial = serial
+        self.unauthorized = unauthorized
         self.props = props
         self.features = features
         self._lock = threading.Lock()
@@ -515,10 +580,16 @@ class Device:
                 args = opts.split(",")[1:] if opts != "shell" else []
                 if opts.split(",")[0] != "shell":
                     return self._refuse(stream)
+                if record("shell,v2" if "v2" in args else "shell", command) == "refuse":
+                    return self._refuse(stream)
                 self._shell(stream, command, args)
             elif service.startswith("exec:"):
+                if record("exec", service[5:]) == "refuse":
+                    return self._refuse(stream)
                 self._shell(stream, service[5:], ["raw"], exec_service=True)
             elif service == "sync:":
+                if record("sync", "") == "refuse":
+                    return self._refuse(stream)
                 stream.t.send(A_OKAY, stream.local_id, stream.remote_id)
                 SyncService(stream).run()
                 stream.close()
@@ -836,6 +907,9 @@ class SyncService:
                 self._fail("path too long")
                 return
             path = self.s.read_exact(n).decode("utf-8", "surrogateescape") if n else ""
+            if record(rid.decode("latin-1"), path) == "refuse":
+                self._fail("refused by the test")
+                return
             if rid == b"STAT":
                 self._stat_v1(path)
             elif rid in (b"STA2", b"LST2"):
@@ -1007,6 +1081,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--governor", default="schedutil", help="cpu0 governor ('' for none)")
     ap.add_argument("--features", default=",".join(FEATURES))
     ap.add_argument("--ready-file", help="write the listening port here once listening")
+    ap.add_argument("--unauthorized", action="store_true",
+                    help="answer CNXN with AUTH and reject every key (a phone whose user never allows it)")
+    ap.add_argument("--request-log", help="append one JSON line per request here (a host path)")
+    ap.add_argument("--faults", help="a JSON list of fault rules, re-read when it changes (see record())")
     ap.add_argument("--no-namespace", action="store_true",
                     help="do not build the private root (paths are then the host's)")
     a = ap.parse_args(argv)
@@ -1019,11 +1097,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             ap.error("--prop wants KEY=VALUE, got %r" % item)
         props[key] = value
     prepare_device_dir(root, props, a.battery_temp, a.governor or None)
+    global _requests, _faults_path
+    if a.request_log:
+        _requests = open(a.request_log, "a", encoding="utf-8")
+    if a.faults:
+        _faults_path = os.path.abspath(a.faults)  # a host path, also visible inside the namespace
     if not a.no_namespace:
         enter_device_root(root)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    device = Device(a.serial, props, tuple(f for f in a.features.split(",") if f))
+    device = Device(a.serial, props, tuple(f for f in a.features.split(",") if f), a.unauthorized)
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind(("127.0.0.1", a.port))

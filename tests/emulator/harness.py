@@ -7,14 +7,17 @@
     phone whose cable was pulled; the server then lists it ``offline`` (``adb: device
     offline``) while it retries the connection, and ``start()``/``replug()`` on the same port
     brings it back to ``device``. ``cleanup()`` also kills every process left in the
-    device's mount namespace. ``host_path("/data/local/tmp/x")`` is the host file behind a
+    device's mount namespace. ``requests(kind)``/``count(kind)`` read the requests it served (its
+    ``--request-log``); ``die_on(kind, text, after)`` makes it die exactly at a request (an
+    unplug mid-command), ``refuse_on`` makes it refuse matching services (``--faults``). ``host_path("/data/local/tmp/x")`` is the host file behind a
     device path; ``set_prop``/``set_battery_temp``/``set_governor`` change what the device's
     ``getprop``, ``dumpsys battery`` and cpufreq file say, while it runs.
 
 ``AdbServer(workdir)``
     the real adb binary shipped in adbutils' wheel, run as ``adb -P PORT nodaemon server`` on a
     free loopback port with a private ``HOME``, ``ADB_VENDOR_KEYS`` and ``TMPDIR`` (its log).
-    ``connect(phone)`` is ``adb connect`` + waiting for state ``device``; ``client()`` is an
+    ``connect(phone)`` is ``adb connect`` + waiting for state ``device`` (``unauthorized`` for a
+    ``Phone(..., unauthorized=True)``, which asks for a key and rejects every one); ``client()`` is an
     ``adbutils.AdbClient`` on that port; ``adb(*args)`` runs the real adb client against it.
     ``stop()`` sends ``kill-server`` and makes sure the process is gone.
 
@@ -23,6 +26,7 @@ Both are context managers and clean up in ``finally`` paths.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -30,7 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import adbutils
 
@@ -84,7 +88,7 @@ class Phone:
 
     def __init__(self, workdir, serial: str, props: Optional[Dict[str, str]] = None,
                  battery_temp_c: float = 30.0, governor: Optional[str] = "schedutil",
-                 features: Optional[Sequence[str]] = None):
+                 features: Optional[Sequence[str]] = None, unauthorized: bool = False):
         self.workdir = Path(workdir)
         self.serial = serial
         self.root = self.workdir / "root"
@@ -93,10 +97,13 @@ class Phone:
         self.battery_temp_c = battery_temp_c
         self.governor = governor
         self.features = tuple(adbd.FEATURES if features is None else features)
+        self.unauthorized = unauthorized
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.ns: Optional[str] = None
         self.log_path = self.workdir / "adbd.log"
+        self.request_log = self.workdir / "requests.jsonl"
+        self.faults_file = self.workdir / "faults.json"
 
     @property
     def addr(self) -> str:
@@ -106,6 +113,7 @@ class Phone:
     def start(self, timeout: float = 15.0) -> "Phone":
         """Run the emulator; a phone started before comes back on its old port (a replug)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.clear_faults()  # a replugged phone comes back without them
         ready = self.workdir / "port"
         if ready.exists():
             ready.unlink()
@@ -113,9 +121,12 @@ class Phone:
                 "--root", str(self.root), "--serial", self.serial,
                 "--battery-temp", str(self.battery_temp_c),
                 "--governor", self.governor or "", "--features", ",".join(self.features),
-                "--ready-file", str(ready)]
+                "--ready-file", str(ready), "--request-log", str(self.request_log),
+                "--faults", str(self.faults_file)]
         for k, v in self.props.items():
             argv += ["--prop", "%s=%s" % (k, v)]
+        if self.unauthorized:
+            argv.append("--unauthorized")
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(argv, cwd=str(REPO), env=env, stdin=subprocess.DEVNULL,
@@ -143,6 +154,52 @@ class Phone:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def requests(self, kind: Optional[str] = None) -> List[Tuple[str, str]]:
+        """Every request this phone served, ``(kind, detail)`` in order, over all its lives:
+        kind "shell" (detail: the command), "shell,v2", "exec", "sync" (a sync connection) or a
+        sync request id ("SEND" with ``path,mode``, "RECV", "STAT", "LIST", "STA2", ...)."""
+        try:
+            lines = self.request_log.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                r = json.loads(line)
+            except ValueError:  # a line being written
+                continue
+            if kind is None or r["kind"] == kind:
+                out.append((r["kind"], r["detail"]))
+        return out
+
+    def count(self, kind: Optional[str] = None) -> int:
+        return len(self.requests(kind))
+
+    def _add_fault(self, rule: Dict[str, object]) -> None:
+        try:
+            rules = json.loads(self.faults_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rules = []
+        tmp = self.faults_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rules + [rule]), encoding="utf-8")
+        os.replace(tmp, self.faults_file)
+
+    def die_on(self, kind: Optional[str] = None, text: str = "", after: int = 1) -> None:
+        """Unplug at an exact point: the emulator SIGKILLs itself when the ``after``-th request
+        of ``kind`` whose detail contains ``text`` arrives (counted from now)."""
+        self._add_fault({"kind": kind, "text": text, "after": after, "action": "die"})
+
+    def refuse_on(self, kind: Optional[str] = None, text: str = "", after: int = 1) -> None:
+        """Refuse matching services (``CLSE``; the client reports ``closed``) from the
+        ``after``-th one on, while the phone stays connected."""
+        self._add_fault({"kind": kind, "text": text, "after": after, "action": "refuse"})
+
+    def clear_faults(self) -> None:
+        try:
+            self.faults_file.unlink()
+        except FileNotFoundError:
+            pass
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -277,9 +334,10 @@ class AdbServer:
 
     def connect(self, phone: Phone, timeout: float = 15.0) -> str:
         answer = host_query(self.port, "host:connect:" + phone.addr, timeout)
-        if "connected to" not in answer:
+        expected = "failed to authenticate" if phone.unauthorized else "connected to"
+        if expected not in answer:
             raise RuntimeError("adb connect %s: %s" % (phone.addr, answer))
-        self.wait_state(phone.addr, "device", timeout)
+        self.wait_state(phone.addr, "unauthorized" if phone.unauthorized else "device", timeout)
         return answer
 
     def stop(self) -> None:

@@ -224,3 +224,19 @@ def test_replug_on_the_same_port_brings_the_device_back(adb_server, phone):
     phone.start()                                   # same port: the server's reconnect finds it
     adb_server.wait_state(phone.addr, "device", timeout=30)
     assert _dev(adb_server, phone).shell("getprop ro.serialno") == "EMU0001"
+
+
+def test_unauthorized_phone_and_request_log(adb_server, phones):
+    locked = phones("LOCK0001", unauthorized=True)
+    ok = phones("EMU0002")
+    assert adb_server.states() == {locked.addr: "unauthorized", ok.addr: "device"}
+    cli = adb_server.adb("-s", locked.addr, "shell", "true")
+    assert cli.returncode == 1 and b"adb: device unauthorized." in cli.stderr
+    assert locked.requests() == []  # nothing was opened on it
+    d = _dev(adb_server, ok)
+    d.shell("echo hi")
+    d.sync.push(b"x", "/data/local/tmp/r.bin")
+    # adbutils' push: a STAT of the destination, then a SEND, each on its own sync connection
+    assert ok.requests() == [("shell", "echo hi"), ("sync", ""), ("STAT", "/data/local/tmp/r.bin"),
+                             ("sync", ""), ("SEND", "/data/local/tmp/r.bin,33261")]
+    assert ok.count("sync") == 2 and ok.host_path("/data/local/tmp/r.bin").read_bytes() == b"x"

@@ -1,4 +1,4 @@
-"""The CLI with --target phone (a real subprocess against the loopback adb server), `profiler
+"""The CLI with --target phone (a real subprocess against a real adb server and emulated phones), `profiler
 devices`, `profiler import-snpe-bench`, and the option wiring of bench/run."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from profiler.cli.main import build_parser, main
 from profiler.cli.phone import phone_config
 from profiler.session.store import read_store
 
-from .conftest import SERIAL_A, SERIAL_B
 from .models import standard_specs, write_models
 
 DATA = Path(__file__).resolve().parent / "snpe" / "data"
@@ -56,7 +55,7 @@ def test_bench_target_phone_cli_then_table(tmp_path, phones, sdk2):
     env.pop("ANDROID_ADB_SERVER_PORT", None)
     again = _profiler("bench", "--target", "phone", "--models", str(models), "--out", str(out), "--resume",
                       "--runtime", "CPU,GPU_FP16", "--snpe-root", str(sdk2), "--adb-port", str(phones.port),
-                      "--devices", SERIAL_B, "-q", env=env)
+                      "--devices", phones.b.addr, "-q", env=env)
     assert again.returncode == 0, again.stderr
     assert "0 measured, 0 failed, 4 already in the store" in again.stderr
 
@@ -80,17 +79,28 @@ def test_bench_target_phone_errors_are_one_line(tmp_path, phones, sdk2):
 
 
 def test_devices_command(phones, capsys):
-    phones.add_device("LOCKED9", state="unauthorized")
+    locked = phones.add("LOCKED9", unauthorized=True)
     assert main(["devices", "--adb-port", str(phones.port)]) == 0
     out, err = capsys.readouterr()
-    lines = out.splitlines()
+    rows = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:]}
     server = f"127.0.0.1:{phones.port}"
-    assert lines[0].split() == ["SERIAL", "STATE", "MODEL", "SOC", "ANDROID-SDK", "ABI", "ADB-SERVER"]
-    assert lines[1].split() == [SERIAL_A, "device", "SM-S911B", "SM8550", "33", "arm64-v8a", server]
-    assert lines[3].split() == ["LOCKED9", "unauthorized", "-", "-", "-", "-", server]
-    assert "LOCKED9 is unauthorized: unlock the phone" in err
-    for serial in (SERIAL_A, SERIAL_B, "LOCKED9"):
-        phones.vanish(serial)
+    assert out.splitlines()[0].split() == ["SERIAL", "STATE", "MODEL", "SOC", "ANDROID-SDK", "ABI", "ADB-SERVER"]
+    assert len(out.splitlines()) == 4
+    assert rows[phones.a.addr] == [phones.a.addr, "device", "SM-S911B", "SM8550", "33", "arm64-v8a", server]
+    assert rows[phones.b.addr] == [phones.b.addr, "device", "SM-S911B", "SM8550", "33", "arm64-v8a", server]
+    assert rows[locked.addr] == [locked.addr, "unauthorized", "-", "-", "-", "-", server]
+    assert f"{locked.addr} is unauthorized: unlock the phone" in err
+    # unplugged: the real server keeps listing them, offline
+    for phone in (phones.a, phones.b):
+        phones.unplug(phone)
+    phones.disconnect(locked)
+    assert main(["devices", "--adb-port", str(phones.port)]) == 1
+    out, err = capsys.readouterr()
+    assert {ln.split()[0]: ln.split()[1] for ln in out.splitlines()[1:]} == {
+        phones.a.addr: "offline", phones.b.addr: "offline"}
+    assert f"note: {phones.a.addr} is offline" in err
+    for phone in (phones.a, phones.b):
+        phones.disconnect(phone)
     assert main(["devices", "--adb-port", str(phones.port)]) == 1
     assert "no devices" in capsys.readouterr().err
 
@@ -98,7 +108,9 @@ def test_devices_command(phones, capsys):
 def test_devices_command_subprocess_uses_env_port(phones):
     proc = _profiler("devices", env=_env(phones.port))
     assert proc.returncode == 0, proc.stderr
-    assert [ln.split()[0] for ln in proc.stdout.splitlines()] == ["SERIAL", SERIAL_A, SERIAL_B]
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[0] == "SERIAL" and sorted(ln.split()[0] for ln in lines[1:]) == sorted(
+        [phones.a.addr, phones.b.addr])
 
 
 def test_phone_options_reach_the_config_for_bench_and_run(tmp_path):

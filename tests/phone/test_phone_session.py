@@ -1,13 +1,15 @@
 """PhoneTarget end to end: run_session on emulated phones with the fake SNPE SDK.
 
 The host tools and snpe-net-run are executables speaking the real flags and text formats
-(tests/phone/fake_tools.py); the phones are tests/phone/adb/adbserver.py sandboxes reached through
-the real adbutils client. No timing is asserted.
+(tests/phone/fake_tools.py); the phones are tests/emulator/adbd.py processes behind a real adb
+server (adbutils' binary), reached through the real adbutils client and named ``127.0.0.1:PORT``.
+Unplugging is the phone's process dying. No timing is asserted.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from profiler.errors import DeviceError, ProfilerError
 from profiler.session.loop import run_session
 from profiler.session.store import read_store
 
-from .conftest import PHONE_PROPS, SERIAL_A, SERIAL_B, session_config
+from .conftest import PHONE_PROPS, session_config
 from .fake_sdk import tool_calls
 from .models import conv_uid, standard_specs, write_models
 
@@ -27,9 +29,10 @@ def _latest(store: Path):
     return read_store(store).latest()
 
 
-def _script(phones, serial: str, runtime: str) -> str:
-    """The run script the profiler pushed to a phone (read from its sandbox)."""
-    root = phones.devices[serial].host_path("/data/local/tmp/profiler/models")
+def _script(phone, runtime: str) -> str:
+    """The run script the profiler pushed to a phone (read from its files)."""
+    serial = phone.addr
+    root = phone.host_path("/data/local/tmp/profiler/models")
     scripts = sorted(root.glob(f"*/run_{runtime}.sh"))
     assert scripts, f"no run_{runtime}.sh on {serial}"
     return scripts[0].read_text()
@@ -43,10 +46,16 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     latest = _latest(out)
     assert len(latest) == 6 and all(r["status"] == "ok" for r in latest.values())
     # the work was shared by both phones; the SDK crossed the cable once per phone
-    assert {r["device_state"]["serial"] for r in latest.values()} == {SERIAL_A, SERIAL_B}
-    for serial in (SERIAL_A, SERIAL_B):
-        sends = [d for _, _, d in phones.requests(serial, "SEND") if d.startswith("/data/local/tmp/profiler/bin/")]
+    assert {r["device_state"]["serial"] for r in latest.values()} == {phones.a.addr, phones.b.addr}
+    for phone in (phones.a, phones.b):
+        sends = [d for _, d in phone.requests("SEND") if d.startswith("/data/local/tmp/profiler/bin/")]
         assert len(sends) == 1, sends
+        # per module: state + md5 listing (one call), the runs (one call), the state after (one call)
+        mine = sum(r["device_state"]["serial"] == phone.addr for r in latest.values())
+        shells = [d for _, d in phone.requests("shell,v2")]
+        assert sum("dumpsys battery" in d and "md5sum" in d for d in shells) == mine
+        assert sum("dumpsys battery" in d and "md5sum" not in d for d in shells) == mine
+        assert sum("/run_" in d for d in shells) == mine and phone.count("sync") == 2 * mine + 2
     for (uid, rt), rec in latest.items():
         st = rec["device_state"]
         assert st["perf_profile"] == "sustained_high_performance" and st["profiling_level"] == "detailed"
@@ -64,7 +73,7 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
             assert rec["layers"]["items"][-1]["name"].startswith("Output OpId_")
     meta = read_store(out).meta
     assert meta["target"] == "phone" and meta["snpe"]["version"] == "2.10.0.4541"
-    assert meta["device"]["soc"] == "SM8550" and set(meta["devices"]) == {SERIAL_A, SERIAL_B}
+    assert meta["device"]["soc"] == "SM8550" and set(meta["devices"]) == {phones.a.addr, phones.b.addr}
     # the quantizer of SNPE 2 got the documented flags, once per module
     quant = tool_calls(sdk2, "snpe-dlc-quant")
     assert len(quant) == 3 and not tool_calls(sdk2, "snpe-dlc-graph-prepare")
@@ -75,7 +84,7 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
         listed = Path(argv[1].split("=", 1)[1]).read_text().split()
         assert len(listed) == 2 and all(Path(p).is_absolute() and Path(p).is_file() for p in listed)
     assert len(tool_calls(sdk2, "snpe-onnx-to-dlc")) == 3    # float DLC converted once, cached
-    script = _script(phones, SERIAL_A, "DSP")
+    script = _script(phones.a, "DSP")
     assert "--use_dsp" in script and "--perf_profile sustained_high_performance" in script
     assert 'export ADSP_LIBRARY_PATH="/data/local/tmp/profiler/lib;' in script
     # profiler table reads the store
@@ -84,7 +93,13 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     rows = list(csv.reader((tmp_path / "t.csv").open()))
     assert {r[1] for r in rows} == {"CPU", "DSP"}
     assert {(r[1], r[2]) for r in rows} >= {("CPU", "Layers Time"), ("DSP", "Total Inference Time")}
-    # a second session reuses every cached DLC: no converter or quantizer call
+    # the cache lies under the store's folder, one folder per models folder, nothing next to the ONNX
+    from profiler.phone.prep import store_cache_folder
+    cache = store_cache_folder(tmp_path, models) / "snpe-2.10.0.4541"
+    assert len(list(cache.glob("*.q*.dlc"))) == 3 and len(list(cache.glob("*.dlc"))) == 6
+    assert not list(models.glob("snpe-*")) and meta["phone"]["cache"] == str(tmp_path / "snpe-cache")
+    # a second session, another store in the same folder, reuses every cached DLC: no converter or
+    # quantizer call
     run_session(models, tmp_path / "again.results", target, session_config(["DSP"]))
     assert len(tool_calls(sdk2, "snpe-onnx-to-dlc")) == 3 and len(tool_calls(sdk2, "snpe-dlc-quant")) == 3
 
@@ -95,7 +110,7 @@ def test_quantization_options_overrides_graph_prepare_and_dsp_clock(tmp_path, ph
     overrides = Path(__file__).resolve().parent / "snpe" / "data" / "overrides_snpe_doc.json"
     opts = QuantizeOptions(act_bitwidth=16, use_enhanced_quantizer=True, cle=True, htp_socs=("sm8550",))
     target = make_target(sdk2, quantize=opts, quantization_overrides=str(overrides), dsp_clock_hz=800e6,
-                         devices=(SERIAL_B,))
+                         devices=(phones.b.addr,))
     out = tmp_path / "q.results"
     assert run_session(models, out, target, session_config(["DSP_ub_tf8"])).failed == []
     conv = tool_calls(sdk2, "snpe-onnx-to-dlc")[0]["argv"]
@@ -106,15 +121,15 @@ def test_quantization_options_overrides_graph_prepare_and_dsp_clock(tmp_path, ph
     prep = tool_calls(sdk2, "snpe-dlc-graph-prepare")[0]["argv"]
     assert prep[-1] == "--htp_socs=sm8550" and prep[0].replace("input", "output") == prep[2]
     rec = list(_latest(out).values())[0]
-    assert rec["device_state"]["serial"] == SERIAL_B and rec["device_state"]["buffer"] == "ub_tf8"
+    assert rec["device_state"]["serial"] == phones.b.addr and rec["device_state"]["buffer"] == "ub_tf8"
     assert "Layers Time" in rec["samples"] and rec["layers"]["unit"] == "us" and "note" not in rec["layers"]
-    assert "--userbuffer_tfN 8" in _script(phones, SERIAL_B, "DSP_ub_tf8")
+    assert "--userbuffer_tfN 8" in _script(phones.b, "DSP_ub_tf8")
 
 
 def test_snpe1_quantize_aip_and_flat_diagview(tmp_path, phones, sdk1, make_target):
     models = write_models(tmp_path / "m", standard_specs(1))
     from profiler.phone.snpe import QuantizeOptions
-    target = make_target(sdk1, devices=(SERIAL_A,),
+    target = make_target(sdk1, devices=(phones.a.addr,),
                          quantize=QuantizeOptions(cle=True, use_adjusted_weights_quantizer=True))
     out = tmp_path / "s1.results"
     assert run_session(models, out, target, session_config(["CPU", "AIP", "DSP_ub_tf8"])).failed == []
@@ -132,12 +147,48 @@ def test_snpe1_quantize_aip_and_flat_diagview(tmp_path, phones, sdk1, make_targe
     assert items[0]["type"] == "data" and items[0]["counted"] is False
     assert cpu["samples"]["Layers Time"][0] == pytest.approx(sum(i["values"][0] for i in items[1:]))
     assert latest[(conv_uid(3, 8, 16), "AIP")]["layers"]["unit"] == "us"  # cycles only from SNPE 1.63
-    assert "--userbuffer_tf8" in _script(phones, SERIAL_A, "DSP_ub_tf8")
+    assert "--userbuffer_tf8" in _script(phones.a, "DSP_ub_tf8")
+
+
+def test_cache_dir_overrides_the_store_folder_and_keeps_reuse(tmp_path, phones, sdk2, make_target):
+    models = write_models(tmp_path / "m", standard_specs(1))
+    target = make_target(sdk2, devices=(phones.a.addr,), cache_dir=str(tmp_path / "dlcs"))
+    assert run_session(models, tmp_path / "out" / "a.results", target, session_config(["CPU"])).failed == []
+    assert len(list((tmp_path / "dlcs" / "snpe-2.10.0.4541").glob("*.dlc"))) == 1
+    assert not (tmp_path / "out" / "snpe-cache").exists() and not list(models.glob("snpe-*"))
+    assert read_store(tmp_path / "out" / "a.results").meta["phone"]["cache"] == str(
+        tmp_path / "dlcs" / "snpe-2.10.0.4541")
+    again = make_target(sdk2, devices=(phones.a.addr,), cache_dir=str(tmp_path / "dlcs"))
+    assert run_session(models, tmp_path / "elsewhere" / "b.results", again, session_config(["CPU"])).failed == []
+    assert len(tool_calls(sdk2, "snpe-onnx-to-dlc")) == 1
+
+
+def test_unwritable_store_folder_is_refused_before_any_phone_is_touched(tmp_path, phones, sdk2, make_target,
+                                                                        monkeypatch):
+    import os
+    from profiler.phone import target as phone_target
+    models = write_models(tmp_path / "m", standard_specs(1))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # the tests run as root, for whom every folder is writable: os.access answers as for another uid
+    monkeypatch.setattr(phone_target.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    before = phones.a.count() + phones.b.count()
+    with pytest.raises(ProfilerError) as err:
+        run_session(models, locked / "deeper" / "x.results", make_target(sdk2), session_config(["CPU"]))
+    assert str(err.value) == (f"{locked}: the store's folder is not writable; the store and the DLC cache go "
+                              "there: choose another --out")
+    assert phones.a.count() + phones.b.count() == before and not list(locked.iterdir())
+    monkeypatch.setenv("PROFILER_DOCKER_IMAGE", "profiler-bench:x")
+    with pytest.raises(ProfilerError, match=re.escape(f"{locked}: the store's folder is not writable by uid "
+                                                      f"{os.getuid()}:{os.getgid()} inside the container "
+                                                      "(profiler-bench:x)")):
+        run_session(models, locked / "x.results", make_target(sdk2), session_config(["CPU"]))
 
 
 def test_vanishing_phone_hands_its_modules_to_the_other(tmp_path, phones, sdk2, make_target):
     models = write_models(tmp_path / "m", standard_specs(4))
-    phones.devices[SERIAL_A].vanish_after(10)  # mid-session, during some module's commands
+    phones.unplug_after(phones.a, 1, "shell,v2", "/run_CPU.sh")  # while its first module runs
     target = make_target(sdk2)
     out = tmp_path / "v.results"
     summary = run_session(models, out, target, session_config(["CPU"], batch_size=3))
@@ -145,23 +196,22 @@ def test_vanishing_phone_hands_its_modules_to_the_other(tmp_path, phones, sdk2, 
     latest = _latest(out)
     assert len(latest) == 4 and all(r["status"] == "ok" for r in latest.values())
     by = [r["device_state"]["serial"] for r in latest.values()]
-    assert by.count(SERIAL_B) >= 3 and [d.serial for d in phones.listed()] == [SERIAL_B]
+    assert by.count(phones.b.addr) >= 3 and phones.listed() == [phones.b.addr]
 
 
 def test_no_phone_left_fails_the_rest_then_resume_measures_only_them(tmp_path, phones, sdk2, make_target):
     models = write_models(tmp_path / "m", standard_specs(4))
-    phones.devices[SERIAL_A].vanish_after(8)
-    phones.devices[SERIAL_B].vanish_after(8)
+    for phone in (phones.a, phones.b):  # each dies as its second module starts running
+        phones.unplug_after(phone, 2, "shell,v2", "/run_CPU.sh")
     out = tmp_path / "r.results"
     summary = run_session(models, out, make_target(sdk2), session_config(["CPU"], batch_size=4))
     ok = [k for k, r in _latest(out).items() if r["status"] == "ok"]
     assert summary.failed and 0 < len(ok) < 4
     for _, _, error in summary.failed:
-        assert "vanished" in error and "--resume" in error and ("PHONE0A" in error or "PHONE0B" in error)
+        assert "vanished" in error and "--resume" in error and (phones.a.addr in error or phones.b.addr in error)
     # plug them back in and resume with a new session (the SDK on the phones is only md5-checked)
-    for serial in (SERIAL_A, SERIAL_B):
-        phones.devices[serial]._triggers.clear()
-        phones.restore(serial)
+    for phone in (phones.a, phones.b):
+        phones.replug(phone)
     again = run_session(models, out, make_target(sdk2), session_config(["CPU"]), resume=True)
     assert again.failed == [] and again.skipped == len(ok) and again.measured == 4 - len(ok)
     contents = read_store(out)
@@ -204,19 +254,20 @@ def test_failing_tools_and_corrupt_logs_fail_only_their_module(tmp_path, phones,
     assert "SNPEDiag_0.log of run 1 on device" in corrupt and "truncated" in corrupt and "log kept as" in corrupt
     kept = Path(corrupt.split("log kept as ")[1].rstrip(")"))
     assert kept.is_file() and kept.with_suffix(".diagview.txt").is_file()
-    assert errors["Bad[netrun_crash]"].startswith("snpe-net-run failed on device PHONE0")
+    assert errors["Bad[netrun_crash]"].startswith(("snpe-net-run failed on device %s" % phones.a.addr,
+                                                   "snpe-net-run failed on device %s" % phones.b.addr))
     assert "error_code=910" in errors["Bad[netrun_crash]"]
     assert "Traceback" not in " ".join(errors.values())
     latest = _latest(out)
     assert sum(r["status"] == "ok" for r in latest.values()) == 2
     # both phones stayed in service
-    assert phones.count(SERIAL_A, "shell,v2") > 5 and phones.count(SERIAL_B, "shell,v2") > 5
+    assert phones.a.count("shell,v2") > 5 and phones.b.count("shell,v2") > 5
 
 
 def test_cooldown_wait_is_recorded(tmp_path, phones, sdk2, make_target):
     models = write_models(tmp_path / "m", standard_specs(1))
-    phones.devices[SERIAL_B].set_battery_temp(45.0)
-    target = make_target(sdk2, cooldown_temp_c=40.0, cooldown_timeout_s=0.0, devices=(SERIAL_B,))
+    phones.b.set_battery_temp(45.0)
+    target = make_target(sdk2, cooldown_temp_c=40.0, cooldown_timeout_s=0.0, devices=(phones.b.addr,))
     out = tmp_path / "c.results"
     assert run_session(models, out, target, session_config(["CPU"])).failed == []
     st = list(_latest(out).values())[0]["device_state"]
@@ -226,18 +277,19 @@ def test_cooldown_wait_is_recorded(tmp_path, phones, sdk2, make_target):
 
 
 def test_device_selection_errors(tmp_path, phones, sdk2, make_target):
-    with pytest.raises(DeviceError, match=r"device NOPE not found \(adb lists: PHONE0A, PHONE0B\)"):
+    listed = ", ".join(sorted([phones.a.addr, phones.b.addr]))
+    with pytest.raises(DeviceError, match=r"device NOPE not found \(adb lists: %s\)" % re.escape(listed)):
         make_target(sdk2, devices=("NOPE",)).facts(["CPU"])
-    phones.add_device("OTHER1", props={"ro.product.model": "Pixel 7", "ro.soc.model": "GS201"})
+    phones.add("OTHER1", props={"ro.product.model": "Pixel 7", "ro.soc.model": "GS201"})
     with pytest.raises(ProfilerError, match="the selected phones differ"):
         make_target(sdk2).facts(["CPU"])
-    facts = make_target(sdk2, devices=(SERIAL_A, SERIAL_B)).facts(["CPU"])
-    assert facts["device"]["serials"] == [SERIAL_A, SERIAL_B]
-    phones.add_device("ARM32", props=dict(PHONE_PROPS, **{"ro.product.cpu.abi": "armeabi-v7a"}))
+    facts = make_target(sdk2, devices=(phones.a.addr, phones.b.addr)).facts(["CPU"])
+    assert facts["device"]["serials"] == [phones.a.addr, phones.b.addr]
+    arm32 = phones.add("ARM32", props=dict(PHONE_PROPS, **{"ro.product.cpu.abi": "armeabi-v7a"}))
     with pytest.raises(DeviceError, match="ABI armeabi-v7a is not supported"):
-        make_target(sdk2, devices=("ARM32",)).facts(["CPU"])
-    for serial in list(phones.devices):
-        phones.vanish(serial)
+        make_target(sdk2, devices=(arm32.addr,)).facts(["CPU"])
+    for phone in list(phones.devices.values()):
+        phones.unplug(phone)
     with pytest.raises(DeviceError, match="no phone ready"):
         make_target(sdk2).facts(["CPU"])
 

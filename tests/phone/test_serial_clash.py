@@ -13,8 +13,10 @@ from profiler.session.loop import run_session
 from profiler.session.store import read_store
 from tests.phone.adb.adbserver import AdbServer
 
-from .conftest import PHONE_PROPS, SERIAL_A, session_config
+from .conftest import PHONE_PROPS, session_config
 from .models import standard_specs, write_models
+
+SERIAL_A = "PHONE0A"  # the same serial on both phone hosts
 
 
 @pytest.fixture

@@ -49,6 +49,8 @@ _ADB_FAILURES = (AdbError, OSError, EOFError, struct.error, AssertionError, Valu
 _PROP_RE = re.compile(r"^\[([^\]]+)\]: \[(.*)\]\s*$")
 _MD5_LINE_RE = re.compile(r"^([0-9a-fA-F]{32})\s+\*?(.+)$")
 _SEP = "@@profiler-device-state@@"
+_MD5_SEP = "@@profiler-md5@@"
+_STATE_CMD = f"dumpsys battery 2>/dev/null; echo {_SEP}; cat {GOVERNOR_PATH} 2>/dev/null"
 
 # Every shell command is started with these two variables exported, so whatever it starts on
 # the phone (children, grandchildren, reparented orphans) can be found in /proc/*/environ and
@@ -329,6 +331,22 @@ def parse_device_state(text: str) -> DeviceState:
     return DeviceState(battery_temp_c=temp, governor=governor)
 
 
+def _md5_cmd(remote_dir: str) -> str:
+    q = _quote(remote_dir)
+    return f"if [ -d {q} ]; then find {q} -type f -exec md5sum {{}} +; fi"
+
+
+def parse_md5_listing(text: str, remote_dir: str) -> Dict[str, str]:
+    """``md5sum`` lines of files under ``remote_dir`` -> ``{relative path: md5}`` (pure)."""
+    out = {}
+    prefix = posixpath.normpath(remote_dir).rstrip("/") + "/"
+    for line in text.splitlines():
+        m = _MD5_LINE_RE.match(line.strip())
+        if m and m.group(2).startswith(prefix):
+            out[m.group(2)[len(prefix):]] = m.group(1).lower()
+    return out
+
+
 def _md5_file(path: Path) -> str:
     return file_digest(path, "md5")
 
@@ -543,20 +561,21 @@ class DeviceSession:
     def remote_md5(self, remote_dir: str) -> Dict[str, str]:
         """``{relative path: md5}`` of every regular file under ``remote_dir`` ({} if absent)."""
         remote_dir = posixpath.normpath(remote_dir)
-        q = _quote(remote_dir)
-        res = self.shell(f"if [ -d {q} ]; then find {q} -type f -exec md5sum {{}} +; fi")
-        out = {}
-        prefix = remote_dir.rstrip("/") + "/"
-        for line in res.output.splitlines():
-            m = _MD5_LINE_RE.match(line.strip())
-            if m and m.group(2).startswith(prefix):
-                out[m.group(2)[len(prefix):]] = m.group(1).lower()
-        return out
+        return parse_md5_listing(self.shell(_md5_cmd(remote_dir)).output, remote_dir)
 
-    def push_tree(self, local_dir: Union[str, Path], remote_dir: str) -> PushReport:
+    def state_and_md5(self, remote_dir: str) -> Tuple[DeviceState, Dict[str, str]]:
+        """:meth:`device_state` and :meth:`remote_md5` in one shell call (one round trip)."""
+        remote_dir = posixpath.normpath(remote_dir)
+        res = self.shell(f"{_STATE_CMD}; echo {_MD5_SEP}; {_md5_cmd(remote_dir)}", timeout=min(self.timeout, 60.0))
+        state_text, _, listing = res.output.partition(_MD5_SEP)
+        return parse_device_state(state_text), parse_md5_listing(listing, remote_dir)
+
+    def push_tree(self, local_dir: Union[str, Path], remote_dir: str,
+                  remote: Optional[Dict[str, str]] = None) -> PushReport:
         """Mirror the files of ``local_dir`` under ``remote_dir``, sending only changed ones.
 
-        A file is skipped when the device already has the same md5 at the same relative path.
+        A file is skipped when the device already has the same md5 at the same relative path
+        (``remote``: that listing when the caller already has it, else one shell call reads it).
         Extra device files are left alone. Executable bits follow the local files.
         """
         root = Path(local_dir)
@@ -565,7 +584,8 @@ class DeviceSession:
         remote_dir = posixpath.normpath(remote_dir)
         local = {p.relative_to(root).as_posix(): p
                  for p in sorted(root.rglob("*")) if p.is_file()}
-        remote = self.remote_md5(remote_dir)
+        if remote is None:
+            remote = self.remote_md5(remote_dir)
         pushed, skipped = [], []
         for rel, path in local.items():
             (skipped if remote.get(rel) == _md5_file(path) else pushed).append(rel)
@@ -625,8 +645,7 @@ class DeviceSession:
     # -- perf state
     def device_state(self) -> DeviceState:
         """Battery temperature (°C, from ``dumpsys battery``) and cpu0's cpufreq governor."""
-        res = self.shell(f"dumpsys battery 2>/dev/null; echo {_SEP}; "
-                         f"cat {GOVERNOR_PATH} 2>/dev/null", timeout=min(self.timeout, 60.0))
+        res = self.shell(_STATE_CMD, timeout=min(self.timeout, 60.0))
         return parse_device_state(res.output)
 
     def wait_cool(self, max_temp_c: float, timeout: float, poll: float = 10.0,

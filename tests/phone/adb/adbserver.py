@@ -1,5 +1,24 @@
 """A loopback adb server for tests: emulated phones behind adb's real host protocol.
 
+Kept only for what the real adb server cannot show. Phone tests run through the real server
+(adbutils' adb 36 binary) and device-side emulators (``tests/emulator/``): push/pull, shell v1
+and v2, sharding, unplugging (the phone's process dies, ``Phone.die_on`` at an exact request),
+the real server's ``offline``/``unauthorized`` states and its wording, refused services. What
+still uses this module, and why:
+
+* a phone that *leaves the listing* between ``adb devices`` and a query on it
+  (``test_list_devices_marks_device_gone_mid_query_fake_server``): the real server keeps a
+  TCP-connected phone that it loses listed as ``offline`` (it retries the connection) until
+  ``adb disconnect``; only a USB phone leaves the listing when unplugged, and there is no USB
+  bus here;
+* ``FAIL`` replies with an arbitrary message (``fail_on``): the real server reports a service
+  the phone refuses as ``closed`` and nothing else (that case runs on the real server,
+  ``Phone.refuse_on``);
+* its own tests (``test_device_adbserver.py``: the path rewriting, ``vanish``/``restore``,
+  ``track-devices`` ``absent`` events, ``stop()`` cleaning up);
+* ``bench/phone_overhead.py``, so that its before/after figures (docs/performance.md) stay
+  comparable with the earlier runs on the same bench.
+
 The real ``adbutils.AdbClient(host="127.0.0.1", port=server.port)`` talks to it unchanged.
 It speaks the smart-socket *host protocol* (4-hex-digit length-prefixed requests, ``OKAY``
 / ``FAIL`` + length-prefixed message replies) and, after a transport is selected, the device

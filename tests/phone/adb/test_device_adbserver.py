@@ -1,4 +1,5 @@
-"""The loopback adb server itself, driven by the real adbutils client."""
+"""The Python adb server (adbserver.py) itself, driven by the real adbutils client: it is kept
+for the faults the real server cannot show (see its docstring)."""
 
 import io
 import threading
@@ -8,7 +9,18 @@ from adbutils.errors import AdbError
 
 from .adbserver import (AdbServer, _Unrewriter, device_to_host, rewrite_command)
 
-SERIAL_A, SERIAL_B = "EMU0001", "EMU0002"  # the adb_server fixture's phones
+SERIAL_A, SERIAL_B = "EMU0001", "EMU0002"  # the fake_server fixture's phones
+
+
+@pytest.fixture
+def adb_server(fake_server):
+    """In this module: the Python server, not the real one."""
+    return fake_server
+
+
+@pytest.fixture
+def client(fake_client):
+    return fake_client
 
 
 def test_rewrite_command_prefixes_device_paths_only():

@@ -7,7 +7,6 @@ import pytest
 from profiler.phone.adb import DeviceSession, run_sharded
 from profiler.errors import DeviceError, ToolError
 
-SERIAL_A, SERIAL_B = "EMU0001", "EMU0002"  # the adb_server fixture's phones
 
 
 class FakeDevice:
@@ -137,10 +136,11 @@ def test_sharded_run_on_emulated_phones_requeues_vanished_work(adb_server, clien
     sdk.mkdir()
     (sdk / "version.txt").write_text("2.5.0\n")
     # A serves 3 shell commands (setup's md5 listing, then 2 items; the push itself is one sync
-    # connection, which makes its folders); its 4th, the third item, pulls the plug.
-    adb_server.devices[SERIAL_A].vanish_after(3)
-    sessions = [DeviceSession(client, SERIAL_A, timeout=20),
-                DeviceSession(client, SERIAL_B, timeout=20)]
+    # connection, which makes its folders); it dies as its 4th, the third item, arrives.
+    A, B = adb_server.a.addr, adb_server.b.addr
+    adb_server.a.die_on("shell,v2", after=4)
+    sessions = [DeviceSession(client, A, timeout=20),
+                DeviceSession(client, B, timeout=20)]
     got, on_result = _collect()
     events = []
     rep = run_sharded(sessions, range(12), _measure, on_result,
@@ -149,22 +149,23 @@ def test_sharded_run_on_emulated_phones_requeues_vanished_work(adb_server, clien
 
     assert sorted(i for i, _, _ in got) == list(range(12))          # every item, exactly once
     assert all(r == [f"item-{i}", "2.5.0"] for i, _, r in got)
-    assert list(rep.retired) == [SERIAL_A]
-    assert str(rep.retired[SERIAL_A]).startswith(
-        f"device {SERIAL_A}: disconnected during shell 'echo item-")
-    assert "(adb lists: EMU0002)" in str(rep.retired[SERIAL_A])
+    assert list(rep.retired) == [A]
+    assert str(rep.retired[A]).startswith(f"device {A}: became offline during shell 'echo item-")
+    listing = ", ".join(sorted([f"{A} [offline]", B]))
+    assert f"(adb lists: {listing})" in str(rep.retired[A])
     lost = [item for kind, _, item in events if kind == "requeued"]
-    assert len(lost) == 1 and (lost[0], SERIAL_B) in [(i, s) for i, s, _ in got]
-    by_a = [i for i, s, _ in got if s == SERIAL_A]
+    assert len(lost) == 1 and (lost[0], B) in [(i, s) for i, s, _ in got]
+    by_a = [i for i, s, _ in got if s == A]
     assert len(by_a) == 2
     assert rep.complete and rep.not_done == []
-    assert adb_server.count(SERIAL_B, "SEND") == 1 and adb_server.count(SERIAL_A, "SEND") == 1
+    assert adb_server.b.count("SEND") == 1 and adb_server.a.count("SEND") == 1
+    assert adb_server.a.count("shell,v2") == 4 and not adb_server.a.alive()
 
 
 def test_sharded_run_all_phones_vanish_keeps_finished_results(adb_server, client):
-    for serial in (SERIAL_A, SERIAL_B):
-        adb_server.devices[serial].vanish_after(2)   # 2 items each, the 3rd pulls the plug
-    sessions = [DeviceSession(client, s, timeout=20) for s in (SERIAL_A, SERIAL_B)]
+    for phone in (adb_server.a, adb_server.b):
+        phone.die_on("shell,v2", after=3)   # 2 items each, the 3rd pulls the plug
+    sessions = [DeviceSession(client, p.addr, timeout=20) for p in (adb_server.a, adb_server.b)]
 
     def fn(session, item):
         return session.shell(f"echo {item}").output.strip()
@@ -172,6 +173,6 @@ def test_sharded_run_all_phones_vanish_keeps_finished_results(adb_server, client
     got, on_result = _collect()
     rep = run_sharded(sessions, range(10), fn, on_result)
     assert len(got) == 4 and all(r == str(i) for i, _, r in got)
-    assert set(rep.retired) == {SERIAL_A, SERIAL_B}
+    assert set(rep.retired) == {adb_server.a.addr, adb_server.b.addr}
     assert sorted(rep.not_done + [i for i, _, _ in got]) == list(range(10))
     assert len(rep.not_done) == 6

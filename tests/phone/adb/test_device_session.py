@@ -1,6 +1,10 @@
-"""profiler.phone.adb sessions through the real adbutils client against the loopback server."""
+"""profiler.phone.adb sessions: adbutils -> the real adb server -> emulated phones (tests/emulator),
+named ``127.0.0.1:PORT``; unplugging is the phone's process dying (the server then lists it
+``offline``). Only the listing of a phone that vanishes from the server without going offline
+uses the Python server (``fake_server``, see adbserver.py)."""
 
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -11,8 +15,12 @@ from profiler.phone.adb import (DeviceSession, DeviceState, list_devices, open_c
                              parse_device_state, parse_getprop)
 from profiler.errors import DeviceError, ToolError
 
-SERIAL_A, SERIAL_B = "EMU0001", "EMU0002"  # the adb_server fixture's phones
 TMP = "/data/local/tmp"
+
+
+def _lists(*entries: str) -> str:
+    """The regex of ``adb lists: ...`` as the real server orders devices (by serial)."""
+    return re.escape("adb lists: " + ", ".join(sorted(entries, key=lambda e: e.split(" ")[0])))
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
@@ -25,9 +33,9 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
 # --- listing ----------------------------------------------------------------------------------
 
 def test_list_devices_reads_props(adb_server, client):
-    adb_server.add_device("LOCKED1", state="unauthorized")
+    locked_phone = adb_server.add("LOCKED1", unauthorized=True)
     infos = {i.serial: i for i in list_devices(client)}
-    a, b, locked = infos[SERIAL_A], infos[SERIAL_B], infos["LOCKED1"]
+    a, b, locked = infos[adb_server.a.addr], infos[adb_server.b.addr], infos[locked_phone.addr]
     assert (a.state, a.model, a.soc, a.sdk, a.abi) == ("device", "Pixel Test", "SM8550", 33,
                                                        "arm64-v8a")
     assert (b.model, b.soc, b.sdk) == ("Galaxy Test", "taro", 31)  # no ro.soc.model -> platform
@@ -42,12 +50,12 @@ def test_parse_getprop_and_state_are_pure():
 
 
 def test_open_session_errors_name_serial_and_listing(adb_server, client):
-    with pytest.raises(DeviceError, match=r"^device R5CT123 not found \(adb lists: EMU0001, "
-                                          r"EMU0002\); plug it in"):
+    a, b = adb_server.a.addr, adb_server.b.addr
+    with pytest.raises(DeviceError, match=r"^device R5CT123 not found \(%s\); plug it in" % _lists(a, b)):
         open_session(client, "R5CT123")
-    adb_server.add_device("LOCKED1", state="unauthorized")
-    with pytest.raises(DeviceError, match=r"LOCKED1 is unauthorized .*Allow USB debugging"):
-        open_session(client, "LOCKED1")
+    locked = adb_server.add("LOCKED1", unauthorized=True)
+    with pytest.raises(DeviceError, match=re.escape(locked.addr) + r" is unauthorized .*Allow USB debugging"):
+        open_session(client, locked.addr)
 
 
 def test_open_client_reports_unreachable_server(tmp_path):
@@ -64,20 +72,20 @@ def test_open_client_reports_unreachable_server(tmp_path):
 
 @pytest.mark.parametrize("shell_v2", [True, False], ids=["v2", "v1"])
 def test_shell_exit_codes_and_output(adb_server, client, shell_v2):
-    if not shell_v2:
-        adb_server.devices[SERIAL_A].features = "cmd,stat_v2"
-    s = open_session(client, SERIAL_A)
+    phone = adb_server.a if shell_v2 else adb_server.add("EMU0003", features=("cmd", "stat_v2"))
+    s = open_session(client, phone.addr)
     assert s.shell("echo hi; exit 3") == (3, "hi\n")
     assert s.shell("echo out; echo err >&2; false") == (1, "out\nerr\n")
     assert s.shell(["echo", "a b", "&", "$HOME"]) == (0, "a b & $HOME\n")
     assert s.shell("echo x # trailing comment") == (0, "x\n")
-    assert adb_server.count(SERIAL_A, "shell,v2" if shell_v2 else "shell") == 4
-    with pytest.raises(ToolError, match=r"device EMU0001: 'ls /data/nope' exited with [12]: .*nope"):
+    assert phone.count("shell,v2" if shell_v2 else "shell") == 4 and phone.count() == 4
+    with pytest.raises(ToolError, match=re.escape(f"device {phone.addr}: 'ls /data/nope' exited with ") +
+                       r"[12]: .*nope"):
         s.shell("ls /data/nope", check=True)
 
 
 def test_shell_timeout_is_a_device_error_and_session_survives(session):
-    with pytest.raises(DeviceError, match=r"device EMU0001: shell 'sleep 20' timed out after 0.5 s"):
+    with pytest.raises(DeviceError, match=re.escape(f"device {session.serial}: shell 'sleep 20' timed out after 0.5 s")):
         session.shell("sleep 20", timeout=0.5)
     assert session.shell("echo still here") == (0, "still here\n")
 
@@ -120,19 +128,19 @@ def test_push_tree_skips_files_with_same_md5(adb_server, session, tmp_path):
     for i in range(3):
         _write(tmp_path / "sdk" / "lib" / f"lib{i}.so", os.urandom(5000 + i))
     first = session.push_tree(tmp_path / "sdk", f"{TMP}/sdk")
-    assert len(first.pushed) == 3 and adb_server.count(SERIAL_A, "SEND") == 3
+    assert len(first.pushed) == 3 and adb_server.a.count("SEND") == 3
 
     second = session.push_tree(tmp_path / "sdk", f"{TMP}/sdk")
     assert second.pushed == [] and len(second.skipped) == 3 and second.bytes_pushed == 0
-    assert adb_server.count(SERIAL_A, "SEND") == 3  # nothing re-sent
+    assert adb_server.a.count("SEND") == 3  # nothing re-sent
 
     _write(tmp_path / "sdk" / "lib" / "lib1.so", b"changed")
     third = session.push_tree(tmp_path / "sdk", f"{TMP}/sdk")
     assert third.pushed == ["lib/lib1.so"]
-    sends = adb_server.requests(SERIAL_A, "SEND")
-    assert len(sends) == 4 and sends[-1][2].startswith(f"{TMP}/sdk/lib/lib1.so,")
+    sends = adb_server.a.requests("SEND")
+    assert len(sends) == 4 and sends[-1][1].startswith(f"{TMP}/sdk/lib/lib1.so,")
 
-    other = DeviceSession(session.client, SERIAL_B)  # another phone gets its own copy
+    other = DeviceSession(session.client, adb_server.b.addr)  # another phone gets its own copy
     assert len(other.push_tree(tmp_path / "sdk", f"{TMP}/sdk").pushed) == 3
 
 
@@ -141,8 +149,8 @@ def test_missing_local_and_remote_files(session, tmp_path):
         session.push_tree(tmp_path / "nope", f"{TMP}/x")
     with pytest.raises(ToolError, match="not a file"):
         session.push(tmp_path / "nope.bin", f"{TMP}/x")
-    with pytest.raises(ToolError, match=rf"device EMU0001: {TMP}/output/SNPEDiag_0.log does not "
-                                        "exist"):
+    with pytest.raises(ToolError, match=re.escape(f"device {session.serial}: {TMP}/output/SNPEDiag_0.log does not "
+                                                  "exist")):
         session.pull(f"{TMP}/output/SNPEDiag_0.log", tmp_path / "d.log")
     assert session.list(f"{TMP}/nowhere") == []
 
@@ -179,7 +187,7 @@ def test_pushed_executable_runs_like_on_a_phone(session, tmp_path):
            "--output_dir output")
     assert session.shell(run) == (0, "Successfully executed!\n")
     session.pull(f"{TMP}/snpebm/M/output/SNPEDiag_0.log", tmp_path / "diag.log")
-    diag = (tmp_path / "diag.log").read_text()  # env values hold sandbox paths (not rewritten)
+    diag = (tmp_path / "diag.log").read_text()  # real device paths
     assert diag.startswith("container=m.dlc\nlib=/") and diag.endswith(f"{art}/lib:\n")
 
     code, out = session.shell(f"cd {TMP}/snpebm/M && {art}/bin/snpe-net-run --container x.dlc "
@@ -204,18 +212,18 @@ def test_pushed_sh_script_with_device_paths(session, tmp_path):
 
 # --- perf state -------------------------------------------------------------------------------
 
-def test_device_state(client):
-    assert open_session(client, SERIAL_A).device_state() == DeviceState(30.0, "schedutil")
-    assert open_session(client, SERIAL_B).device_state() == DeviceState(41.5, "performance")
+def test_device_state(adb_server, client):
+    assert open_session(client, adb_server.a.addr).device_state() == DeviceState(30.0, "schedutil")
+    assert open_session(client, adb_server.b.addr).device_state() == DeviceState(41.5, "performance")
 
 
 def test_device_state_without_governor_file(adb_server, session):
-    adb_server.devices[SERIAL_A].set_governor(None)
+    adb_server.a.set_governor(None)
     assert session.device_state() == DeviceState(30.0, None)
 
 
 def test_wait_cool_polls_until_cool(adb_server, client):
-    dev = adb_server.devices[SERIAL_B]  # 41.5 °C
+    dev = adb_server.b  # 41.5 °C
     now = [100.0]
     sleeps = []
 
@@ -224,29 +232,31 @@ def test_wait_cool_polls_until_cool(adb_server, client):
         now[0] += s
         dev.set_battery_temp(dev.battery_temp_c - 2.0)
 
-    res = open_session(client, SERIAL_B).wait_cool(38.0, timeout=60, poll=5,
+    res = open_session(client, dev.addr).wait_cool(38.0, timeout=60, poll=5,
                                                    clock=lambda: now[0], sleep=sleep)
     assert (res.cooled, res.state.battery_temp_c, res.waited_s, sleeps) == (True, 37.5, 10.0, [5, 5])
 
 
-def test_wait_cool_gives_up_after_timeout(client):
+def test_wait_cool_gives_up_after_timeout(adb_server, client):
     now = [0.0]
 
     def sleep(s):
         now[0] += s
 
-    res = open_session(client, SERIAL_B).wait_cool(38.0, timeout=12, poll=5,
+    res = open_session(client, adb_server.b.addr).wait_cool(38.0, timeout=12, poll=5,
                                                    clock=lambda: now[0], sleep=sleep)
     assert (res.cooled, res.state.battery_temp_c, res.waited_s) == (False, 41.5, 12.0)
-    assert open_session(client, SERIAL_A).wait_cool(38.0, timeout=0).cooled is True
+    assert open_session(client, adb_server.a.addr).wait_cool(38.0, timeout=0).cooled is True
 
 
-# --- vanishing devices and adb failures -------------------------------------------------------
+# --- unplugged devices and adb failures -----------------------------------------------------
 
-def test_vanished_device_raises_clear_device_error(adb_server, session, tmp_path):
+def test_unplugged_device_raises_clear_device_error(adb_server, session, tmp_path):
     assert session.shell("true").exit_code == 0
-    adb_server.vanish(SERIAL_A)
-    msg = r"^device EMU0001: disconnected during {} \(adb lists: EMU0002\); reconnect it"
+    a, b = adb_server.a.addr, adb_server.b.addr
+    adb_server.unplug(adb_server.a)
+    msg = r"^device %s: became offline during {} \(%s\); replug the cable" % (
+        re.escape(a), _lists(a + " [offline]", b))
     with pytest.raises(DeviceError, match=msg.format(r"shell 'echo hi'")):
         session.shell("echo hi")
     with pytest.raises(DeviceError, match=msg.format(f"stat {TMP}/x")):
@@ -254,52 +264,77 @@ def test_vanished_device_raises_clear_device_error(adb_server, session, tmp_path
     _write(tmp_path / "f.bin", b"x")
     with pytest.raises(DeviceError, match=msg.format(f"push f.bin -> {TMP}/f.bin")):
         session.push(tmp_path / "f.bin", f"{TMP}/f.bin")
-    with pytest.raises(DeviceError, match="disconnected"):
+    with pytest.raises(DeviceError, match="became offline"):
         session.device_state()
-    with pytest.raises(DeviceError, match="disconnected"):
+    with pytest.raises(DeviceError, match="became offline"):
         session.push_tree(tmp_path, f"{TMP}/t")
+    # adb disconnect: the server forgets it, and the session says so
+    adb_server.disconnect(adb_server.a)
+    with pytest.raises(DeviceError, match=r"^device %s: disconnected during shell 'echo hi' \(%s\); reconnect it"
+                       % (re.escape(a), _lists(b))):
+        session.shell("echo hi")
+    # plugged back in: the same session works again
+    adb_server.replug(adb_server.a)
+    assert session.shell("echo back") == (0, "back\n")
 
 
 @pytest.mark.parametrize("shell_v2", [True, False], ids=["v2", "v1"])
-def test_device_vanishing_during_a_command(adb_server, session, shell_v2):
-    if not shell_v2:
-        adb_server.devices[SERIAL_A].features = "cmd"
-    adb_server.devices[SERIAL_A].vanish_on("long-benchmark")
-    with pytest.raises(DeviceError, match=r"device EMU0001: disconnected during shell "
-                                          r"'echo long-benchmark' \(adb lists: EMU0002\)"):
+def test_device_unplugged_as_a_command_arrives(adb_server, client, shell_v2):
+    phone = adb_server.a if shell_v2 else adb_server.add("EMU0003", features=("cmd",))
+    session = open_session(client, phone.addr, timeout=20)
+    phone.die_on("shell,v2" if shell_v2 else "shell", "long-benchmark")
+    others = [adb_server.b.addr] + ([adb_server.a.addr] if not shell_v2 else [])
+    with pytest.raises(DeviceError, match=r"device %s: became offline during shell 'echo long-benchmark' \(%s\)"
+                       % (re.escape(phone.addr), _lists(phone.addr + " [offline]", *others))):
         session.shell("echo long-benchmark")
+    assert not phone.alive()
 
 
 def test_device_unplugged_while_command_runs(adb_server, session):
-    timer = threading.Timer(0.3, adb_server.vanish, args=(SERIAL_A,))
+    phone = adb_server.a
+    timer = threading.Timer(0.5, phone.kill)
     timer.start()
     try:
-        with pytest.raises(DeviceError, match=r"device EMU0001: disconnected during shell"):
+        with pytest.raises(DeviceError, match=re.escape(f"device {phone.addr}: became offline during shell")):
             session.shell("echo started; sleep 20")
     finally:
         timer.cancel()
-    assert not adb_server._procs  # the emulated phone's process died with it
+    assert not phone.alive()
+    # like a phone whose cable was pulled, the command itself goes on running on the device
+    assert any("sleep" in open("/proc/%d/cmdline" % pid).read() for pid in phone.device_pids())
 
 
-def test_device_vanishing_during_push(adb_server, session, tmp_path):
-    adb_server.devices[SERIAL_A].vanish_after(1, kind="SEND")
+def test_device_unplugged_during_push(adb_server, session, tmp_path):
+    adb_server.a.die_on("SEND", after=2)  # as the second file starts
     for i in range(3):
         _write(tmp_path / "t" / f"f{i}", b"%d" % i)
-    with pytest.raises(DeviceError, match=r"device EMU0001: disconnected during push f1 -> "):
+    with pytest.raises(DeviceError, match=re.escape(f"device {session.serial}: became offline during push f1 -> ")):
         session.push_tree(tmp_path / "t", f"{TMP}/t")
+    assert adb_server.a.host_path(f"{TMP}/t/f0").read_bytes() == b"0"
+    assert not adb_server.a.host_path(f"{TMP}/t/f2").exists()
 
 
 def test_adb_level_failure_of_present_device(adb_server, session):
-    adb_server.devices[SERIAL_A].fail_on("getprop", "closed")
-    with pytest.raises(DeviceError, match=r"^device EMU0001: adb shell 'getprop' failed: closed "
-                                          r"\(adb lists: EMU0001, EMU0002\)"):
+    adb_server.a.refuse_on("shell,v2", "getprop")
+    a, b = adb_server.a.addr, adb_server.b.addr
+    with pytest.raises(DeviceError, match=r"^device %s: adb shell 'getprop' failed: closed \(%s\)"
+                       % (re.escape(a), _lists(a, b))):
         session.getprops()
 
 
 def test_list_devices_marks_device_lost_mid_query(adb_server, client):
-    adb_server.devices[SERIAL_B].vanish_on("getprop")
+    adb_server.b.die_on("shell,v2", "getprop")
     infos = list_devices(client)
-    assert [(i.serial, i.state) for i in infos] == [(SERIAL_A, "device"), (SERIAL_B, "absent")]
+    assert [(i.serial, i.state) for i in infos] == sorted([(adb_server.a.addr, "device"),
+                                                           (adb_server.b.addr, "absent")])
+
+
+def test_list_devices_marks_device_gone_mid_query_fake_server(fake_server, fake_client):
+    """Gone from the listing (not offline) between the listing and getprop: the real server keeps
+    a TCP device it loses listed as offline, so this needs the Python server."""
+    fake_server.devices["EMU0002"].vanish_on("getprop")
+    infos = list_devices(fake_client)
+    assert [(i.serial, i.state) for i in infos] == [("EMU0001", "device"), ("EMU0002", "absent")]
 
 
 def _count_transports(session, monkeypatch):
@@ -319,13 +354,13 @@ def test_push_and_pull_many_files_over_one_sync_connection_each(adb_server, sess
     sent = session.push_files([(f, f"{TMP}/many/sub{i % 2}/{f.name}") for i, f in enumerate(files)])
     assert sent == sum(f.stat().st_size for f in files)
     assert len(opened) == 1                                   # one connection, folders made by SEND
-    assert adb_server.count(SERIAL_A, "SEND") == 4 and adb_server.count(SERIAL_A, "STAT") == 0
+    assert adb_server.a.count("SEND") == 4 and adb_server.a.count("STAT") == 0 and adb_server.a.count("sync") == 1
     back = [(f"{TMP}/many/sub{i % 2}/{f.name}", tmp_path / "down" / f.name) for i, f in enumerate(files)]
     opened.clear()
     assert session.pull_files(back) == [f.stat().st_size for f in files]
-    assert len(opened) == 1 and adb_server.count(SERIAL_A, "LIST") == 0
+    assert len(opened) == 1 and adb_server.a.count("LIST") == 0 and adb_server.a.count("sync") == 2
     assert all((tmp_path / "down" / f.name).read_bytes() == f.read_bytes() for f in files)
-    with pytest.raises(ToolError, match=rf"device EMU0001: {TMP}/many/nope.log could not be pulled"):
+    with pytest.raises(ToolError, match=re.escape(f"device {session.serial}: {TMP}/many/nope.log could not be pulled")):
         session.pull_files([(f"{TMP}/many/nope.log", tmp_path / "x.log")])
 
 
@@ -333,8 +368,22 @@ def test_push_tree_is_one_md5_listing_and_one_sync_connection(adb_server, sessio
     for i in range(5):
         _write(tmp_path / "t" / f"f{i}", b"%d" % i)
     opened = _count_transports(session, monkeypatch)
-    shells = adb_server.count(SERIAL_A, "shell,v2")
+    shells = adb_server.a.count("shell,v2")
     rep = session.push_tree(tmp_path / "t", f"{TMP}/tree5")
-    assert len(rep.pushed) == 5 and adb_server.count(SERIAL_A, "shell,v2") == shells + 1
+    assert len(rep.pushed) == 5 and adb_server.a.count("shell,v2") == shells + 1
     services = [c for c in opened if c is None]  # (the first shell also asks for the device's features)
     assert len(services) == 2  # the md5 listing (shell) and the sync connection
+
+
+def test_state_and_md5_is_one_shell_call(adb_server, session, tmp_path):
+    _write(tmp_path / "t" / "a.bin", b"abc")
+    session.push_tree(tmp_path / "t", f"{TMP}/sm")
+    shells = adb_server.a.count("shell,v2")
+    state, md5 = session.state_and_md5(f"{TMP}/sm")
+    assert adb_server.a.count("shell,v2") == shells + 1
+    assert state == DeviceState(30.0, "schedutil") and md5 == {"a.bin": "900150983cd24fb0d6963f7d28e17f72"}
+    assert md5 == session.remote_md5(f"{TMP}/sm") and state == session.device_state()
+    assert session.state_and_md5(f"{TMP}/none") == (DeviceState(30.0, "schedutil"), {})
+    shells = adb_server.a.count("shell,v2")
+    rep = session.push_tree(tmp_path / "t", f"{TMP}/sm", remote=md5)  # the listing given: no shell call
+    assert rep.skipped == ["a.bin"] and rep.pushed == [] and adb_server.a.count("shell,v2") == shells
