@@ -112,6 +112,53 @@ def test_numpy_batches_and_expected_latency(est):
         assert E.min_estimate(rt) <= min(ref)
 
 
+def test_batches_go_in_blocks_and_name_the_first_bad_row(est, monkeypatch):
+    E = est["mod"]
+    monkeypatch.setattr(E, "_CHUNK", 7)  # many blocks and a short last one (1000 = 142 * 7 + 6)
+    arr = np.array(est["archs"], dtype=np.int8)
+    for rt, cal in est["cals"].items():
+        ref = np.array([cal.estimate(u) for u in est["mods"]])
+        for a in (arr, arr.astype(np.uint8), arr[:6], arr[:0]):
+            assert np.allclose(E.estimate_many(a, rt), ref[:len(a)], rtol=1e-12, atol=0)
+        assert np.allclose(E.estimate_many(arr, rt, unit="ms"), ref / 1000.0, rtol=1e-12, atol=0)
+    for row, col, value, needle in ((500, 3, 7, "choice 3 is 7, out of range for block 3"),
+                                    (999, 20, -1, "choice 20 is -1, out of range"),
+                                    (998, 0, 6, "choice 0 is 6, out of range for block 0")):
+        bad = arr.copy()
+        bad[row, col] = value
+        bad[row + 1:, :] = 100  # later rows are worse: the first bad row is named
+        with pytest.raises(E.ChoiceError, match=needle):
+            E.estimate_many(bad, RT)
+    with pytest.raises(E.ChoiceError, match="choice 5 is 200, out of range"):
+        E.estimate_many(np.where(np.arange(21) == 5, 200, arr).astype(np.uint8), RT)
+
+
+def test_choices_name_a_module_missing_for_the_runtime(est, tmp_path):
+    cal = est["cals"][RT]
+    desc = est["desc"]
+    linear = _modules_of(desc, est["archs"][0])[-1]
+    cand = desc["positions"][4]["modules"][2][0]
+    assert linear.startswith("Linear") and cand != linear
+
+    def without(uid):
+        return Calibration("scale-bias", cal.const, {u: v for u, v in cal.contrib.items() if u != uid}, cal.params)
+
+    path = write_estimator(tmp_path / "estimator.py", {RT: cal, "NOLIN": without(linear), "NOCAND": without(cand)},
+                           "Layers Time", "Median_Time", {"device": "test"}, desc)
+    E = load_source(path.read_text(encoding="utf-8"))
+    a = [0] * 21
+    assert E.estimate_choices(a, RT) == cal.estimate(_modules_of(desc, a))
+    with pytest.raises(E.UnknownModuleError) as info:
+        E.estimate_choices(a, "NOLIN")
+    assert "module %s is not in the embedded look-up table for runtime 'NOLIN'" % linear in str(info.value)
+    a[4] = 2
+    first = min(i for i, c in enumerate(a) if cand in desc["positions"][i]["modules"][c])  # leaves are shared
+    with pytest.raises(E.UnknownModuleError, match="%s at choice block %d" % (E.CANDIDATES[first][a[first]], first)):
+        E.estimate_choices(a, "NOCAND")
+    with pytest.raises(E.UnknownModuleError, match="at choice block %d" % first):
+        E.estimate_many([[0] * 21, a], "NOCAND")
+
+
 def test_expected_latency_gradient_in_nnabla_is_the_matrix(est):
     nn = pytest.importorskip("nnabla")
     E = est["mod"]
@@ -140,6 +187,14 @@ def test_expected_latency_gradient_in_nnabla_is_the_matrix(est):
     (lambda E: E.estimate_many(np.full((3, 21), 9, np.int8), RT), "choice 0 is 9, out of range"),
     (lambda E: E.expected_latency([[1.0]] * 21, RT), "choice block 0 has 6 candidates"),
     (lambda E: E.estimate_choices([0] * 21, RT, unit="s"), "unit must be 'us' or 'ms'"),
+    (lambda E: E.estimate_choices([0] * 20 + [-7], RT), "choice 20 is -7, out of range"),
+    (lambda E: E.estimate_choices([0] * 20 + [-14], RT), "choice 20 is -14, out of range"),
+    (lambda E: E.estimate_choices([0.5] + [0] * 20, RT), "choice 0 is 0.5, not an integer index"),
+    (lambda E: E.estimate_choices([float("inf")] + [0] * 20, RT), "choice 0 is inf, not an integer index"),
+    (lambda E: E.estimate_choices(5, RT), "choices must be a sequence of 21 choice indices, got 5"),
+    (lambda E: E.estimate_choices("0" * 21, RT), "choices must be a sequence of 21"),
+    (lambda E: E.estimate_many([[0] * 21, [0] * 22], RT), "expected 21 choices"),
+    (lambda E: E.estimate_many([[0] * 21, [1, None] + [0] * 19], RT), "choice 1 is None, not an integer index"),
 ])
 def test_choice_errors_are_one_clear_line(est, call, needle):
     E = est["mod"]
