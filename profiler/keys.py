@@ -11,4 +11,10 @@ LAYERS_TIME = "Layers Time"
 LATENCY_KEYS = (FORWARD_PROPAGATE, TOTAL_INFERENCE, LAYERS_TIME)
 UNIT = "us"
 
-__all__ = ["FORWARD_PROPAGATE", "LATENCY_KEYS", "LAYERS_TIME", "TOTAL_INFERENCE", "UNIT"]
+# The reserved table row of the per-network constant (docs/design.md, "The per-network constant"):
+# what one whole-network call costs on top of its modules (call overhead, input and output
+# copies), measured in every host module session on a null network (the network's input shape
+# in, its output shape out, no compute). Accumulation adds it once per network.
+NETWORK_CONSTANT_UID = "@network"
+
+__all__ = ["FORWARD_PROPAGATE", "LATENCY_KEYS", "LAYERS_TIME", "NETWORK_CONSTANT_UID", "TOTAL_INFERENCE", "UNIT"]

@@ -1,6 +1,7 @@
 """``profiler fit``: pair sampled networks with their measurements by id, fit, write estimator.py.
 
-x = accumulated latency of a network (sum of its modules' table look-ups, table key/stat),
+x = accumulated latency of a network (sum of its modules' table look-ups, table key/stat, plus
+the table's per-network constant ``@network`` once, under the measured key),
 y = its measured whole-network latency (``key``/``stat`` of the measured store). Pairing is
 by architecture id, checked by content (the store records each measured model's
 :func:`~profiler.models.manifest.entry_digest`); a network without a successful measurement is left out and counted.
@@ -30,6 +31,7 @@ class FitInputs:
     space: Dict[str, Any] = field(default_factory=dict)  # the networks manifest's space (name, path, sha256)
     modules: Dict[str, List[List[str]]] = field(default_factory=dict)  # runtime -> module uids per network
     extremes: Dict[str, str] = field(default_factory=dict)             # id -> extreme name (manifest)
+    constants: Dict[str, float] = field(default_factory=dict)  # runtime -> per-network constant (µs)
 
 
 def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str, stat: str,
@@ -57,7 +59,7 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
     if not chosen:
         raise FitError(f"no runtime is both measured ({', '.join(measured_rts) or 'none'}) and in the "
                        f"table ({', '.join(table.runtimes)})")
-    from profiler.table.accumulate import network_sum
+    from profiler.table.accumulate import constant, network_sum
     inputs = FitInputs({}, {}, granularity, dict(doc.get("space") or {}))
     inputs.extremes = {e["uid"]: e["extreme"] for e in doc["entries"] if e.get("extreme")}
     for rt in chosen:
@@ -74,11 +76,13 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
                                f"(it has {', '.join(rec.get('stats', {}))}); choose --key")
             ids.append(e["uid"])
             mods.append(list(e["module_uids"][granularity]))
-            xs.append(network_sum(table, e["module_uids"][granularity], rt, table_key, table_stat, e["uid"]))
+            xs.append(network_sum(table, e["module_uids"][granularity], rt, table_key, table_stat, e["uid"],
+                                  const_key=key))
             ys.append(float(rec["stats"][key][stat]))
         inputs.pairs[rt] = (ids, xs, ys)
         inputs.missing[rt] = missing
         inputs.modules[rt] = mods
+        inputs.constants[rt] = constant(table, rt, key, table_stat)
     return inputs
 
 
@@ -118,12 +122,12 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
         raise FitError(f"--out {out}: is a directory or not a .py file; name the estimator.py to write")
     table = LatencyTable.load(table_path)
     inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes)
-    values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.uids
+    values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.module_uids
                    if _has(table, uid, rt, table_key, table_stat)} for rt in inputs.pairs}
-    op_types = {uid: op_type(uid) for uid in table.uids}
+    op_types = {uid: op_type(uid) for uid in table.module_uids}
     networks = {rt: (inputs.modules[rt], values[rt], op_types) for rt in inputs.pairs}
     report = fit_runtimes(inputs.pairs, robust=robust, folds=folds, seed=seed, model=model,
-                          networks=networks, extremes=inputs.extremes)
+                          networks=networks, extremes=inputs.extremes, constants=inputs.constants)
     calibrations = {rt: r.calibration for rt, r in report.runtimes.items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

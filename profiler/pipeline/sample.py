@@ -2,8 +2,11 @@
 
 Each network gets an id (``arch-0007``) and its list of chosen candidates; everything
 downstream (bench results, accumulated latency, the fit) is paired by that id. The
-accumulated latency of a network is the sum of the table look-ups of its modules at the
-table's granularity.
+accumulated latency of a network in ``accum.json`` is the sum of the table look-ups of its
+modules at the table's granularity (the form ``estimate_accum`` of estimator.py takes); the
+table's per-network constant (``Total Inference Time`` of its ``@network`` row, 0 without one)
+is recorded beside it as ``network_constant`` per runtime: their sum is the raw whole-network
+estimate.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from profiler.pipeline.generate import Progress, generator_info, load_checked, s
 from profiler.files import write_json
 from profiler.models.manifest import files_digest, files_intact, prepare_out_dir, read_manifest, write_manifest
 from profiler.errors import ManifestError
-from profiler.table.accumulate import accumulate
+from profiler.keys import TOTAL_INFERENCE
+from profiler.table.accumulate import accumulate, constant
 
 ACCUM_FILE = "accum.json"
 
@@ -69,7 +73,7 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
         probe = [{"uid": a.arch_id,
                   "module_uids": {granularity: M.module_uids(A.blocks_of(pos, a.choices), granularity)}}
                  for a in archs]
-        accumulate(probe, table, granularity, key, stat)
+        accumulate(probe, table, granularity, key, stat, const_key=None)
     try:
         old = {e["uid"]: e for e in read_manifest(out_dir)["entries"]}
     except ManifestError:
@@ -100,5 +104,6 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
     if table is not None:
         write_json(out_dir / ACCUM_FILE, {
             "table": str(Path(table_path).resolve()), "granularity": granularity, "key": key, "stat": stat,
-            "unit": "us", "accumulated": accumulate(entries_list, table, granularity, key, stat)})
+            "unit": "us", "accumulated": accumulate(entries_list, table, granularity, key, stat, const_key=None),
+            "network_constant": {rt: constant(table, rt, TOTAL_INFERENCE, stat) for rt in table.runtimes}})
     return path

@@ -63,6 +63,12 @@ def test_estimator_agrees_with_table_in_a_fresh_interpreter(workdir):
         expected = p["bias_us"] + sum(
             p["scale"][p["op_types"].index(u.split("[")[0]) if p["op_types"] != ["*"] else 0]
             * table.lookup(u, "ORT_CPU", full["table_key"], full["table_stat"]) + p["overhead_us"] for u in uids)
+    # the per-network constant: measured in the module session (the null network's Total Inference
+    # Time, the networks' measured key), a table row of its own, added once to every estimate
+    c0 = table.network_constant("ORT_CPU", full["target_key"], full["table_stat"])
+    assert "@network" in table.uids and "@network" not in table.module_uids and c0 > 0
+    assert report["network_const_us"] == c0 and calib["params"]["network_const_us"] == c0
+    expected += c0
     uid_file = workdir / "uids.txt"
     uid_file.write_text("\n".join(uids) + "\n")
     proc = subprocess.run([sys.executable, "-I", "-S", str(workdir / "estimator.py"), "--uids", str(uid_file),
