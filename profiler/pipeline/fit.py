@@ -32,10 +32,12 @@ class FitInputs:
     modules: Dict[str, List[List[str]]] = field(default_factory=dict)  # runtime -> module uids per network
     extremes: Dict[str, str] = field(default_factory=dict)             # id -> extreme name (manifest)
     constants: Dict[str, float] = field(default_factory=dict)  # runtime -> per-network constant (µs)
+    drift: Dict[str, float] = field(default_factory=dict)  # runtime -> network/module session speed ratio
 
 
 def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str, stat: str,
-                  table_key: str, table_stat: str, runtimes: Optional[Sequence[str]] = None) -> FitInputs:
+                  table_key: str, table_stat: str, runtimes: Optional[Sequence[str]] = None,
+                  normalise: bool = False) -> FitInputs:
     doc = read_manifest(sampled)
     if doc.get("kind") != "networks":
         raise FitError(f"{sampled}: holds modules, not sampled networks (use 'profiler sample')")
@@ -65,6 +67,8 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
     for rt in chosen:
         if rt not in table.runtimes:
             raise FitError(f"runtime {rt} is not in the table (it has {', '.join(table.runtimes)})")
+        factor = drift_factor(sampled, doc, meas, table, rt, table_key, table_stat) if normalise else 1.0
+        inputs.drift[rt] = factor
         ids, xs, ys, missing, mods = [], [], [], [], []
         for e in doc["entries"]:
             rec = meas.get((e["uid"], rt))
@@ -78,12 +82,37 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
             mods.append(list(e["module_uids"][granularity]))
             xs.append(network_sum(table, e["module_uids"][granularity], rt, table_key, table_stat, e["uid"],
                                   const_key=key))
-            ys.append(float(rec["stats"][key][stat]))
+            ys.append(float(rec["stats"][key][stat]) / factor)
         inputs.pairs[rt] = (ids, xs, ys)
         inputs.missing[rt] = missing
         inputs.modules[rt] = mods
         inputs.constants[rt] = constant(table, rt, key, table_stat)
     return inputs
+
+
+def drift_factor(sampled: Path, doc: Dict[str, Any], meas: Dict[Tuple[str, str], Dict[str, Any]], table: Any,
+                 rt: str, table_key: str, table_stat: str) -> float:
+    """The drift normaliser: the reference block's latency in the network session over its
+    row in the table (the module session), under the table key/stat. Every measured network
+    latency is divided by it (the networks expressed at the module session's speed)."""
+    from profiler.keys import REFERENCE_UID
+    ref = doc.get("reference")
+    if not isinstance(ref, dict) or not ref.get("of"):
+        raise FitError(f"{sampled}: has no drift reference (sampled by an older profiler); re-run "
+                       "'profiler sample' and bench the networks again, or drop --normalise")
+    rec = meas.get((REFERENCE_UID, rt))
+    if rec is None or table_key not in rec.get("stats", {}):
+        raise FitError(f"--normalise: the network store has no {table_key!r} of the drift reference on {rt} "
+                       "(measured by an older profiler or on a phone); bench the networks again or drop --normalise")
+    try:
+        base = table.lookup(ref["of"], rt, table_key, table_stat)
+    except TableError:
+        raise FitError(f"--normalise: the table has no {table_key!r} of the reference block {ref['of'][:60]}... "
+                       f"on {rt} (normalising needs a block-granularity table of this space); drop --normalise") from None
+    now = float(rec["stats"][table_key][table_stat])
+    if not (base > 0 and now > 0):
+        raise FitError(f"--normalise: the drift reference measured {now} µs against {base} µs in the table")
+    return now / base
 
 
 def table_sha256(table_path: Path) -> str:
@@ -111,7 +140,7 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
                   key: str = "Total Inference Time", stat: str = "Median_Time",
                   table_key: str = "Forward Propagate", table_stat: str = "Median_Time", robust: bool = False,
                   folds: int = 5, seed: int = 0, runtimes: Optional[Sequence[str]] = None,
-                  model: str = "auto") -> Dict[str, Any]:
+                  model: str = "auto", normalise: bool = False) -> Dict[str, Any]:
     """Fit per runtime and write ``out`` (estimator.py) plus report.json/report.png beside it."""
     from profiler.fit.codegen import write_estimator, write_nnabla_nas_adapter
     from profiler.fit.models import fit_runtimes, op_type
@@ -121,7 +150,7 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
     if Path(out).is_dir() or Path(out).name.endswith(("/", ".json")):
         raise FitError(f"--out {out}: is a directory or not a .py file; name the estimator.py to write")
     table = LatencyTable.load(table_path)
-    inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes)
+    inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes, normalise)
     values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.module_uids
                    if _has(table, uid, rt, table_key, table_stat)} for rt in inputs.pairs}
     op_types = {uid: op_type(uid) for uid in table.module_uids}
@@ -133,7 +162,8 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
     out.parent.mkdir(parents=True, exist_ok=True)
     info = report.to_dict()
     info.update({"target_key": key, "target_stat": stat, "table_key": table_key, "table_stat": table_stat,
-                 "granularity": inputs.granularity, "missing": inputs.missing})
+                 "granularity": inputs.granularity, "missing": inputs.missing,
+                 "normalise": bool(normalise), "drift": inputs.drift, "network_constant": inputs.constants})
     files = write_report(report, out.parent, extra=info)
     accuracy = {rt: r.heldout_after for rt, r in report.runtimes.items()}
     prov = provenance(table, table_path, {"granularity": inputs.granularity, "measured_key": key,

@@ -24,6 +24,29 @@ from profiler.keys import TOTAL_INFERENCE
 from profiler.table.accumulate import accumulate, constant
 
 ACCUM_FILE = "accum.json"
+REFERENCE_STEM = "drift-reference"
+
+
+def reference_entry(out_dir: Path, pos: Sequence[A.Position]) -> Dict[str, Any]:
+    """The networks manifest's ``reference`` entry: the space's first block as its own model
+    (the same seeded parameters as its module file), measured in every host network session;
+    ``of`` names its row in a block-granularity table. Reused while intact."""
+    from profiler.keys import REFERENCE_UID
+    from profiler.models.build import write_model
+    spec = pos[0].options[0]
+    try:
+        old = read_manifest(out_dir).get("reference")
+    except ManifestError:
+        old = None
+    of = spec.uid  # the block's own row of a block-granularity table
+    if isinstance(old, dict) and old.get("of") == of and files_intact(out_dir, old):
+        return old
+    res = write_model((spec,), out_dir, REFERENCE_STEM, spec.uid, "reference")
+    files = {"nnp": res["nnp"], "onnx": res["onnx"]}
+    entry = {"uid": REFERENCE_UID, "name": "drift reference", "of": of, "files": files,
+             "input_shapes": [list(spec.input_shape)], "output_shape": list(spec.output_shape)}
+    entry["sha256"] = files_digest(out_dir, files)
+    return entry
 
 
 def network_entry(a: A.Architecture, pos: Sequence[A.Position], files: Dict[str, str]) -> Dict[str, Any]:
@@ -99,8 +122,10 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
 
     write_models_checked(todo, out_dir, finished, jobs, len(archs), lambda: len(entries))
     entries_list = [entries[a.arch_id] for a in archs]
+    reference = reference_entry(out_dir, pos)
     path = write_manifest(out_dir, {"kind": "networks", "space": space_info(space), "granularity": granularity,
-                                    "seed": seed, "strategy": strategy, "generator": generator_info(), "entries": entries_list})
+                                    "seed": seed, "strategy": strategy, "generator": generator_info(),
+                                    "entries": entries_list, "reference": reference})
     if table is not None:
         write_json(out_dir / ACCUM_FILE, {
             "table": str(Path(table_path).resolve()), "granularity": granularity, "key": key, "stat": stat,

@@ -81,10 +81,11 @@ def _check_same_models(out: Path, contents: StoreContents, meta: Dict[str, Any])
 
 
 def _constant(doc: Dict[str, Any], target: Target) -> List[Dict[str, Any]]:
-    """The modules manifest's null network, measured last in the same interleaved batch as the
-    modules (same worker, same rounds) when the target records the per-network constant."""
-    c = doc.get("constant")
-    if doc.get("kind") != "modules" or not target.measures_constant or not isinstance(c, dict):
+    """The modules manifest's null network (the per-network constant), or the networks
+    manifest's drift reference, measured last in the same interleaved batch as the other
+    entries (same worker, same rounds) when the target records them (host, not phones)."""
+    c = doc.get("constant") if doc.get("kind") == "modules" else doc.get("reference")
+    if not target.measures_constant or not isinstance(c, dict):
         return []
     if any(e["uid"] == c.get("uid") for e in doc["entries"]):
         return []

@@ -113,3 +113,54 @@ def test_module_missing_from_table_is_named(workdir, tmp_path):
                       tmp_path / "e.py")
     msg = str(exc.value)
     assert victim in msg and "ORT_CPU" in msg and "\n" not in msg
+
+
+def _latest(store: Path, uid: str) -> dict:
+    from profiler.session.store import read_store
+    return read_store(store).latest()[(uid, "ORT_CPU")]
+
+
+def test_constant_and_reference_are_measured_in_the_sessions_of_the_host(workdir):
+    const = _latest(workdir / "modules.results", "@network")
+    assert const["status"] == "ok"
+    st = const["stats"]
+    assert st["Total Inference Time"]["Median_Time"] > st["Forward Propagate"]["Median_Time"] > 0
+    table = LatencyTable.load(workdir / "table.json")
+    assert table.network_constant("ORT_CPU", "Total Inference Time", "Median_Time") == \
+        st["Total Inference Time"]["Median_Time"]
+    ref = _latest(workdir / "networks.results", "@reference")
+    doc = json.loads((workdir / "networks" / "manifest.json").read_text())
+    assert ref["status"] == "ok" and doc["reference"]["of"] in table.module_uids
+    # accum.json: the modules' sums (estimate_accum's input) and the constant beside them
+    accum = json.loads((workdir / "networks" / "accum.json").read_text())
+    assert accum["network_constant"]["ORT_CPU"] == st["Total Inference Time"]["Median_Time"]
+
+
+def test_drift_normaliser_rescales_the_measurements_by_the_reference(workdir, tmp_path):
+    base = fit_estimator(workdir / "networks", [workdir / "networks.results"], workdir / "table.json",
+                         tmp_path / "a" / "estimator.py", model="scale-bias")
+    norm = fit_estimator(workdir / "networks", [workdir / "networks.results"], workdir / "table.json",
+                         tmp_path / "b" / "estimator.py", model="scale-bias", normalise=True)
+    doc = json.loads((workdir / "networks" / "manifest.json").read_text())
+    table = LatencyTable.load(workdir / "table.json")
+    ref = _latest(workdir / "networks.results", "@reference")["stats"]["Forward Propagate"]["Median_Time"]
+    factor = ref / table.lookup(doc["reference"]["of"], "ORT_CPU", "Forward Propagate", "Median_Time")
+    info = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert info["normalise"] is True and info["drift"]["ORT_CPU"] == pytest.approx(factor, rel=1e-12)
+    a, b = base["report"].runtimes["ORT_CPU"], norm["report"].runtimes["ORT_CPU"]
+    assert b.measured == pytest.approx([m / factor for m in a.measured], rel=1e-12)
+    # one factor per session pair: a linear model absorbs it, the relative held-out errors stay
+    assert b.heldout_after["mape"] == pytest.approx(a.heldout_after["mape"], rel=1e-6)
+
+
+def test_normalise_without_a_reference_is_one_clear_error(workdir, tmp_path):
+    import shutil
+    from profiler.errors import FitError
+    nets = tmp_path / "networks"
+    shutil.copytree(workdir / "networks", nets)
+    doc = json.loads((nets / "manifest.json").read_text())
+    del doc["reference"]
+    (nets / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(FitError, match="has no drift reference.*drop --normalise"):
+        fit_estimator(nets, [workdir / "networks.results"], workdir / "table.json", tmp_path / "e.py",
+                      normalise=True)
