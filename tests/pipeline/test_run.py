@@ -164,3 +164,32 @@ def test_normalise_without_a_reference_is_one_clear_error(workdir, tmp_path):
     with pytest.raises(FitError, match="has no drift reference.*drop --normalise"):
         fit_estimator(nets, [workdir / "networks.results"], workdir / "table.json", tmp_path / "e.py",
                       normalise=True)
+
+
+def test_normaliser_removes_a_synthetic_drift_of_the_network_session(workdir, tmp_path):
+    """The same network session made 25% slower as a whole (networks and reference alike): with
+    --normalise the fit sees exactly the measurements of the undrifted session; without, 25% more."""
+    def slower(body):
+        out = []
+        for line in body:
+            rec = json.loads(line)
+            if rec.get("type") == "result" and rec.get("status") == "ok":
+                rec["stats"] = {k: {s: (v * 1.25 if s != "Count" else v) for s, v in st.items()}
+                                for k, st in rec["stats"].items()}
+            out.append(json.dumps(rec, separators=(",", ":")))
+        return out
+    drifted = tmp_path / "drifted.results"
+    _rewrite_store(workdir / "networks.results", drifted, slower)
+    args = (workdir / "networks",)
+    plain = fit_estimator(*args, [workdir / "networks.results"], workdir / "table.json", tmp_path / "p" / "e.py",
+                          model="scale-bias", normalise=True)["report"].runtimes["ORT_CPU"]
+    fixed = fit_estimator(*args, [drifted], workdir / "table.json", tmp_path / "f" / "e.py",
+                          model="scale-bias", normalise=True)["report"].runtimes["ORT_CPU"]
+    raw = fit_estimator(*args, [drifted], workdir / "table.json", tmp_path / "r" / "e.py",
+                        model="scale-bias")["report"].runtimes["ORT_CPU"]
+    assert fixed.measured == pytest.approx(plain.measured, rel=1e-12)
+    assert fixed.heldout_before["mape"] == pytest.approx(plain.heldout_before["mape"], rel=1e-9)
+    f0 = json.loads((tmp_path / "p" / "report.json").read_text())["drift"]["ORT_CPU"]
+    assert json.loads((tmp_path / "f" / "report.json").read_text())["drift"]["ORT_CPU"] == pytest.approx(1.25 * f0)
+    assert raw.measured == pytest.approx([m * 1.25 * f0 for m in fixed.measured], rel=1e-12)
+    assert raw.heldout_before["mape"] != pytest.approx(fixed.heldout_before["mape"], rel=1e-3)
