@@ -172,6 +172,8 @@ def test_a_measured_network_constant_is_added_once_and_the_bias_keeps_only_the_r
     without = fit_runtimes({"CPU": (ids, raw, y)}, networks=networks, model="module-overhead")
     a, b = with_c.runtimes["CPU"], without.runtimes["CPU"]
     assert a.network_const == c0 and b.network_const == 0.0
+    assert any("per-network constant 25 us" in l for l in summary_lines(with_c))
+    assert not any("per-network constant" in l for l in summary_lines(without))
     assert a.calibration.params["bias_us"] == pytest.approx(CONST - c0, abs=3.0)
     assert a.calibration.const == pytest.approx(CONST, abs=3.0)
     assert b.calibration.params["bias_us"] == pytest.approx(CONST, abs=3.0)
