@@ -11,4 +11,14 @@ LAYERS_TIME = "Layers Time"
 LATENCY_KEYS = (FORWARD_PROPAGATE, TOTAL_INFERENCE, LAYERS_TIME)
 UNIT = "us"
 
-__all__ = ["FORWARD_PROPAGATE", "LATENCY_KEYS", "LAYERS_TIME", "TOTAL_INFERENCE", "UNIT"]
+# The reserved table row of the per-network constant (docs/design.md, "The per-network constant"):
+# what one whole-network call costs on top of its modules (call overhead, input and output
+# copies), measured in every host module session on a null network (the network's input shape
+# in, its output shape out, no compute). Accumulation adds it once per network.
+NETWORK_CONSTANT_UID = "@network"
+# The drift reference of a networks session: the space's first (fixed) block, built again beside
+# the sampled networks and measured with them, so ``profiler fit --normalise`` can compare the
+# machine's speed in the network session with the module session (where that block is a module).
+REFERENCE_UID = "@reference"
+
+__all__ = ["FORWARD_PROPAGATE", "LATENCY_KEYS", "LAYERS_TIME", "NETWORK_CONSTANT_UID", "REFERENCE_UID", "TOTAL_INFERENCE", "UNIT"]

@@ -27,7 +27,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     result = fit_estimator(Path(args.sampled), [Path(p) for p in args.measured], Path(args.table),
                            Path(args.out), key=args.key, stat=args.stat, table_key=args.table_key,
                            table_stat=args.table_stat, robust=args.robust, folds=args.folds, model=args.model,
-                           runtimes=csv_list(args.runtime) if args.runtime else None)
+                           runtimes=csv_list(args.runtime) if args.runtime else None,
+                           normalise=args.normalise)
     _print_fit(result)
     return 0
 
@@ -39,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           num=args.num, seed=args.seed, granularity=args.granularity, key=args.key,
                           stat=args.stat,
                           table_key=args.table_key, table_stat=args.table_stat, robust=args.robust,
-                          strategy=args.strategy, model=args.model,
+                          strategy=args.strategy, model=args.model, normalise=args.normalise,
                           on_stage=lambda msg: info(f"== {msg}"),
                           progress=lambda label: Progress(label, quiet=args.quiet))
     for name, summary in result["summaries"].items():
@@ -70,6 +71,9 @@ def add_fit_options(f: argparse.ArgumentParser) -> None:
     f.add_argument("--stat", default="Median_Time", choices=["Median_Time", "Avg_Time", "Min_Time", "Max_Time"],
                    help="statistic of the measured network latency (default: Median_Time)")
     f.add_argument("--robust", action="store_true", help="Huber regression instead of least squares")
+    f.add_argument("--normalise", action="store_true",
+                   help="divide each measured network latency by the drift reference's network-session / "
+                        "module-session speed ratio (block tables; off by default: see docs/accuracy.md)")
 
 
 def add_commands(sub) -> None:

@@ -11,8 +11,10 @@ from profiler.cli.output import info
 def cmd_table(args: argparse.Namespace) -> int:
     from profiler.table.build import build_table
     table, written = build_table([Path(p) for p in args.results], Path(args.out), args.on_duplicate)
-    info(f"table: {len(table.uids)} modules x {len(table.runtimes)} runtimes "
-         f"({', '.join(table.runtimes)}) -> {', '.join(str(p) for p in written)}")
+    const = [rt for rt in table.runtimes if table.has_constant(rt)]
+    extra = f" + the per-network constant ({', '.join(const)})" if const else ""
+    info(f"table: {len(table.module_uids)} modules x {len(table.runtimes)} runtimes "
+         f"({', '.join(table.runtimes)}){extra} -> {', '.join(str(p) for p in written)}")
     return 0
 
 

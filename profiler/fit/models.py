@@ -306,6 +306,38 @@ class OverheadModel(_Params):
                             "overhead_us": self.overhead_, "bias_us": self.bias_})
 
 
+class Offset:
+    """A model fitted to ``y - const`` and predicting ``model + const``: the table's measured
+    per-network constant (``@network`` row) added once per network, so the inner model's bias
+    only absorbs what is left. Attributes of the inner model are readable on the wrapper."""
+
+    def __init__(self, model: Any, const: float) -> None:
+        self.model = model
+        self.const = float(const)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("model", "const"):
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    def fit(self, X: Any, y: Any) -> "Offset":
+        self.model.fit(X, np.asarray(y, dtype=float) - self.const)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.model.predict(X) + self.const
+
+    def calibration(self, lat_by_uid: Mapping[str, float], op_type_by_uid: Mapping[str, str]) -> Calibration:
+        """The inner model's calibration with ``const`` added to its constant (for scale-bias, its
+        ``bias`` parameter becomes relative to the modules' sum alone, as the estimator expects)."""
+        cal = self.model.calibration(lat_by_uid, op_type_by_uid)
+        params = dict(cal.params, network_const_us=self.const)
+        if "bias" in params:
+            params["bias_after_const_us"] = params["bias"]
+            params["bias"] = float(params["bias"]) + self.const
+        return Calibration(cal.model, cal.const + self.const, cal.contrib, params)
+
+
 def overhead_features(networks: Sequence[Sequence[str]], lat_by_uid: Mapping[str, float],
                       op_types: Sequence[str], op_type_by_uid: Optional[Mapping[str, str]] = None) -> np.ndarray:
     """``n x (k + 1)`` features of :class:`OverheadModel`: latency per op type, module count.
@@ -495,6 +527,7 @@ class RuntimeFit:
     candidates: Dict[str, Any] = field(default_factory=dict)  # name -> {params, heldout_after}
     edges: Dict[str, Any] = field(default_factory=dict)       # metrics.edge_metrics of the held-out
     calibration: Optional[Calibration] = None      # the chosen model's, when module look-ups were given
+    network_const: float = 0.0                     # the table's per-network constant (µs), in ``accum``
 
     @property
     def heldout_pred(self) -> Dict[str, float]:
@@ -504,6 +537,7 @@ class RuntimeFit:
     def to_dict(self) -> Dict[str, Any]:
         return {
             "runtime": self.runtime, "n": self.n, "scale": self.scale, "bias": self.bias,
+            "network_const_us": self.network_const,
             "cv": {"method": self.cv_method, "folds": self.n_folds},
             "heldout": {"before": json_safe_metrics(self.heldout_before),
                         "after": json_safe_metrics(self.heldout_after)},
@@ -539,7 +573,7 @@ class RuntimeFit:
                    model=d.get("model", "scale-bias"),
                    candidates={k: {**v, "heldout_after": metrics_from_json(v["heldout_after"])}
                                for k, v in d.get("candidates", {}).items()},
-                   edges=d.get("edges", {}),
+                   edges=d.get("edges", {}), network_const=float(d.get("network_const_us", 0.0)),
                    calibration=None if not d.get("calibration") else Calibration(
                        d["calibration"]["model"], float(d["calibration"]["const"]),
                        {k: float(v) for k, v in d["calibration"]["contrib"].items()},
@@ -616,7 +650,8 @@ Networks = Mapping[str, Tuple[Sequence[Sequence[str]], Mapping[str, float], Mapp
 def fit_runtimes(pairs: Pairs, robust: bool = False, folds: int = 5, seed: int = 0,
                  epsilon: float = 1.35, op_features: Optional[OpFeatures] = None,
                  model: str = "auto", networks: Optional[Networks] = None,
-                 extremes: Optional[Mapping[str, str]] = None) -> FitReport:
+                 extremes: Optional[Mapping[str, str]] = None,
+                 constants: Optional[Mapping[str, float]] = None) -> FitReport:
     """Fit and cross-validate the calibration models for each runtime of ``pairs``.
 
     ``pairs[runtime] = (ids, accumulated_us, measured_us)``, aligned by position within
@@ -626,6 +661,9 @@ def fit_runtimes(pairs: Pairs, robust: bool = False, folds: int = 5, seed: int =
     :data:`MODEL_CHOICES`; ``auto`` picks the lowest held-out MAPE among the models available
     (every model is cross-validated on the same folds and recorded in ``candidates``).
     ``extremes`` (``{id: name}``) names the edge networks in the edge metrics.
+    ``constants[runtime]`` is the table's measured per-network constant (µs), already included
+    in the accumulated latencies: every model is fitted to ``measured - constant`` on the
+    modules alone and adds it back (:class:`Offset`), so its bias is only what is left.
     ``op_features[runtime] = (op_types, matrix)`` optionally adds the older advisory
     :class:`PerOpScale` comparison. Raises :class:`~profiler.errors.FitError` naming the
     runtime on bad data.
@@ -645,8 +683,17 @@ def fit_runtimes(pairs: Pairs, robust: bool = False, folds: int = 5, seed: int =
             raise FitError(f"{rt}: expected (ids, accumulated, measured)") from None
         if np.ndim(x) != 1:
             raise FitError(f"{rt}: the accumulated latency must be one number per network")
-        cv = cross_validate(x, y, ids, lambda: ScaleBias(robust=robust, epsilon=epsilon),
-                            folds=folds, seed=seed, name=rt)
+        c0 = float((constants or {}).get(rt, 0.0))
+        if not math.isfinite(c0) or c0 < 0:
+            raise FitError(f"{rt}: the per-network constant must be a finite number >= 0, got {c0!r}")
+
+        def offset(m: Any) -> Any:
+            return Offset(m, c0) if c0 else m
+
+        x_raw = np.asarray(x, dtype=float) if np.ndim(x) == 1 else x
+        cv = cross_validate(x_raw - c0 if c0 else x_raw, y, ids,
+                            lambda: offset(ScaleBias(robust=robust, epsilon=epsilon)),
+                            folds=folds, seed=seed, name=rt, accum=x_raw if c0 else None)
         results: Dict[str, CVResult] = {"scale-bias": cv}
         lat = types = None
         if networks is not None and rt in networks:
@@ -656,8 +703,8 @@ def fit_runtimes(pairs: Pairs, robust: bool = False, folds: int = 5, seed: int =
             all_types = sorted({types.get(u, op_type(u)) for uids in uid_lists for u in uids})
             for name, op_types in (("module-overhead", ["*"]), ("per-op", all_types)):
                 X = overhead_features(uid_lists, lat, op_types, types)
-                results[name] = cross_validate(X, y, ids, lambda t=op_types: OverheadModel(t), folds=folds,
-                                               seed=seed, name=f"{rt} ({name})", accum=x)
+                results[name] = cross_validate(X, y, ids, lambda t=op_types: offset(OverheadModel(t)),
+                                               folds=folds, seed=seed, name=f"{rt} ({name})", accum=x_raw)
         chosen = min(results, key=lambda k: (results[k].heldout_after["mape"], MODELS.index(k))) \
             if model == "auto" else model
         best = results[chosen]
@@ -677,12 +724,12 @@ def fit_runtimes(pairs: Pairs, robust: bool = False, folds: int = 5, seed: int =
         out[rt] = RuntimeFit(
             runtime=rt, n=len(cv.ids), scale=float(sb.scale_), bias=float(sb.bias_),
             heldout_before=cv.before, heldout_after=best.heldout_after, insample_after=best.insample_after,
-            ids=list(cv.ids), accum=[float(v) for v in cv.x], measured=[float(v) for v in cv.y],
+            ids=list(cv.ids), accum=[float(v) + c0 for v in cv.x], measured=[float(v) for v in cv.y],
             heldout=[float(v) for v in best.heldout_pred], fold=[int(f) for f in cv.fold],
             cv_method=cv.method, n_folds=cv.n_folds,
             downweighted=[i for i, o in zip(cv.ids, sb.outliers_) if o], per_op=per_op,
             model=chosen, candidates=candidates,
             edges=edge_metrics(cv.y, best.heldout_pred, cv.ids, dict(extremes or {})),
-            calibration=calib)
+            calibration=calib, network_const=c0)
     return FitReport(runtimes=out, robust=bool(robust), epsilon=float(epsilon), folds=folds, seed=seed,
                      selection=model)

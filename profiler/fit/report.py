@@ -215,6 +215,9 @@ def summary_lines(fit_report: FitReport) -> List[str]:
     lines.append(f"(held-out accuracy: {', '.join(methods) or 'no runtimes'}; 'before' is the raw sum of the "
                  f"look-ups; scale and bias are the {model} scale-bias fit, 'model' the one chosen)")
     for r in fit_report.runtimes.values():
+        if r.network_const:
+            lines.append(f"{r.runtime}: per-network constant {r.network_const:.4g} us (the table's @network row) "
+                         "in 'before' and in every model, added once per network; bias is the rest")
         lines.extend(edge_lines(r))
     return lines
 

@@ -23,6 +23,7 @@ class HostTarget(Target):
     """This machine: onnxruntime and nnabla on the CPU, in worker subprocesses."""
 
     name = "host"
+    measures_constant = True
 
     def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
         from profiler.host.timing import runtime_versions

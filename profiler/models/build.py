@@ -245,6 +245,30 @@ def write_model(blocks: Sequence[Optional[M.ModuleSpec]], out_dir: Path, stem: s
     return {"nnp": nnp.name, "onnx": onnx_file.name, "output_shape": list(y.shape)}
 
 
+def write_null_model(out_dir: Path, stem: str, input_shape: Sequence[int],
+                     output_shape: Sequence[int]) -> Dict[str, str]:
+    """The null network of the per-network constant: ``input_shape`` in, ``output_shape`` out,
+    no compute (reshape, slice of the first elements, reshape). Writes ``stem.nnp``/``.onnx``."""
+    nn, F, _ = _nnabla()
+    n_in = 1
+    for d in input_shape:
+        n_in *= int(d)
+    n_out = 1
+    for d in output_shape:
+        n_out *= int(d)
+    if n_out > n_in:
+        raise ValueError(f"null network: output {list(output_shape)} is larger than input {list(input_shape)}")
+    nn.clear_parameters()
+    x = nn.Variable(tuple(int(d) for d in input_shape))
+    h = F.slice(F.reshape(x, (1, n_in)), start=(0, 0), stop=(1, n_out), step=(1, 1))
+    y = F.reshape(h, tuple(int(d) for d in output_shape))
+    nnp = out_dir / f"{stem}.nnp"
+    onnx_file = out_dir / f"{stem}.onnx"
+    save_nnp(nnp, [x], y, stem)
+    export_onnx(nnp, onnx_file)
+    return {"nnp": nnp.name, "onnx": onnx_file.name}
+
+
 @dataclass(frozen=True)
 class ModelTask:
     """One model to write: its blocks, file stem, parameter seed text and network name."""

@@ -1,6 +1,7 @@
 """``profiler fit``: pair sampled networks with their measurements by id, fit, write estimator.py.
 
-x = accumulated latency of a network (sum of its modules' table look-ups, table key/stat),
+x = accumulated latency of a network (sum of its modules' table look-ups, table key/stat, plus
+the table's per-network constant ``@network`` once, under the measured key),
 y = its measured whole-network latency (``key``/``stat`` of the measured store). Pairing is
 by architecture id, checked by content (the store records each measured model's
 :func:`~profiler.models.manifest.entry_digest`); a network without a successful measurement is left out and counted.
@@ -30,10 +31,13 @@ class FitInputs:
     space: Dict[str, Any] = field(default_factory=dict)  # the networks manifest's space (name, path, sha256)
     modules: Dict[str, List[List[str]]] = field(default_factory=dict)  # runtime -> module uids per network
     extremes: Dict[str, str] = field(default_factory=dict)             # id -> extreme name (manifest)
+    constants: Dict[str, float] = field(default_factory=dict)  # runtime -> per-network constant (µs)
+    drift: Dict[str, float] = field(default_factory=dict)  # runtime -> network/module session speed ratio
 
 
 def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str, stat: str,
-                  table_key: str, table_stat: str, runtimes: Optional[Sequence[str]] = None) -> FitInputs:
+                  table_key: str, table_stat: str, runtimes: Optional[Sequence[str]] = None,
+                  normalise: bool = False) -> FitInputs:
     doc = read_manifest(sampled)
     if doc.get("kind") != "networks":
         raise FitError(f"{sampled}: holds modules, not sampled networks (use 'profiler sample')")
@@ -57,12 +61,14 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
     if not chosen:
         raise FitError(f"no runtime is both measured ({', '.join(measured_rts) or 'none'}) and in the "
                        f"table ({', '.join(table.runtimes)})")
-    from profiler.table.accumulate import network_sum
+    from profiler.table.accumulate import constant, network_sum
     inputs = FitInputs({}, {}, granularity, dict(doc.get("space") or {}))
     inputs.extremes = {e["uid"]: e["extreme"] for e in doc["entries"] if e.get("extreme")}
     for rt in chosen:
         if rt not in table.runtimes:
             raise FitError(f"runtime {rt} is not in the table (it has {', '.join(table.runtimes)})")
+        factor = drift_factor(sampled, doc, meas, table, rt, table_key, table_stat) if normalise else 1.0
+        inputs.drift[rt] = factor
         ids, xs, ys, missing, mods = [], [], [], [], []
         for e in doc["entries"]:
             rec = meas.get((e["uid"], rt))
@@ -74,12 +80,39 @@ def collect_pairs(sampled: Path, measured: Sequence[Path], table: Any, key: str,
                                f"(it has {', '.join(rec.get('stats', {}))}); choose --key")
             ids.append(e["uid"])
             mods.append(list(e["module_uids"][granularity]))
-            xs.append(network_sum(table, e["module_uids"][granularity], rt, table_key, table_stat, e["uid"]))
-            ys.append(float(rec["stats"][key][stat]))
+            xs.append(network_sum(table, e["module_uids"][granularity], rt, table_key, table_stat, e["uid"],
+                                  const_key=key))
+            ys.append(float(rec["stats"][key][stat]) / factor)
         inputs.pairs[rt] = (ids, xs, ys)
         inputs.missing[rt] = missing
         inputs.modules[rt] = mods
+        inputs.constants[rt] = constant(table, rt, key, table_stat)
     return inputs
+
+
+def drift_factor(sampled: Path, doc: Dict[str, Any], meas: Dict[Tuple[str, str], Dict[str, Any]], table: Any,
+                 rt: str, table_key: str, table_stat: str) -> float:
+    """The drift normaliser: the reference block's latency in the network session over its
+    row in the table (the module session), under the table key/stat. Every measured network
+    latency is divided by it (the networks expressed at the module session's speed)."""
+    from profiler.keys import REFERENCE_UID
+    ref = doc.get("reference")
+    if not isinstance(ref, dict) or not ref.get("of"):
+        raise FitError(f"{sampled}: has no drift reference (sampled by an older profiler); re-run "
+                       "'profiler sample' and bench the networks again, or drop --normalise")
+    rec = meas.get((REFERENCE_UID, rt))
+    if rec is None or table_key not in rec.get("stats", {}):
+        raise FitError(f"--normalise: the network store has no {table_key!r} of the drift reference on {rt} "
+                       "(measured by an older profiler or on a phone); bench the networks again or drop --normalise")
+    try:
+        base = table.lookup(ref["of"], rt, table_key, table_stat)
+    except TableError:
+        raise FitError(f"--normalise: the table has no {table_key!r} of the reference block {ref['of'][:60]}... "
+                       f"on {rt} (normalising needs a block-granularity table of this space); drop --normalise") from None
+    now = float(rec["stats"][table_key][table_stat])
+    if not (base > 0 and now > 0):
+        raise FitError(f"--normalise: the drift reference measured {now} µs against {base} µs in the table")
+    return now / base
 
 
 def table_sha256(table_path: Path) -> str:
@@ -107,7 +140,7 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
                   key: str = "Total Inference Time", stat: str = "Median_Time",
                   table_key: str = "Forward Propagate", table_stat: str = "Median_Time", robust: bool = False,
                   folds: int = 5, seed: int = 0, runtimes: Optional[Sequence[str]] = None,
-                  model: str = "auto") -> Dict[str, Any]:
+                  model: str = "auto", normalise: bool = False) -> Dict[str, Any]:
     """Fit per runtime and write ``out`` (estimator.py) plus report.json/report.png beside it."""
     from profiler.fit.codegen import write_estimator, write_nnabla_nas_adapter
     from profiler.fit.models import fit_runtimes, op_type
@@ -117,19 +150,20 @@ def fit_estimator(sampled: Path, measured: Sequence[Path], table_path: Path, out
     if Path(out).is_dir() or Path(out).name.endswith(("/", ".json")):
         raise FitError(f"--out {out}: is a directory or not a .py file; name the estimator.py to write")
     table = LatencyTable.load(table_path)
-    inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes)
-    values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.uids
+    inputs = collect_pairs(sampled, measured, table, key, stat, table_key, table_stat, runtimes, normalise)
+    values = {rt: {uid: table.lookup(uid, rt, table_key, table_stat) for uid in table.module_uids
                    if _has(table, uid, rt, table_key, table_stat)} for rt in inputs.pairs}
-    op_types = {uid: op_type(uid) for uid in table.uids}
+    op_types = {uid: op_type(uid) for uid in table.module_uids}
     networks = {rt: (inputs.modules[rt], values[rt], op_types) for rt in inputs.pairs}
     report = fit_runtimes(inputs.pairs, robust=robust, folds=folds, seed=seed, model=model,
-                          networks=networks, extremes=inputs.extremes)
+                          networks=networks, extremes=inputs.extremes, constants=inputs.constants)
     calibrations = {rt: r.calibration for rt, r in report.runtimes.items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     info = report.to_dict()
     info.update({"target_key": key, "target_stat": stat, "table_key": table_key, "table_stat": table_stat,
-                 "granularity": inputs.granularity, "missing": inputs.missing})
+                 "granularity": inputs.granularity, "missing": inputs.missing,
+                 "normalise": bool(normalise), "drift": inputs.drift, "network_constant": inputs.constants})
     files = write_report(report, out.parent, extra=info)
     accuracy = {rt: r.heldout_after for rt, r in report.runtimes.items()}
     prov = provenance(table, table_path, {"granularity": inputs.granularity, "measured_key": key,

@@ -131,7 +131,7 @@ def generate(space_path: Path, out_dir: Path, granularity: str = "block",
     from profiler.models.build import ModelTask
     n, size = estimate_output(space_path, granularity)
     check_output_size(str(space_path), f"{n} modules", size, force)
-    space, _ = load_checked(space_path)
+    space, pos = load_checked(space_path)
     prepare_out_dir(out_dir, "modules")
     specs = A.candidate_modules(space, granularity)
     previous = _previous(out_dir)
@@ -160,6 +160,34 @@ def generate(space_path: Path, out_dir: Path, granularity: str = "block",
             on_progress(done[0], len(specs), spec.uid)
 
     write_models_checked(todo, out_dir, finished, jobs, len(specs), lambda: done[0])
+    constant = constant_entry(out_dir, pos, previous_constant(out_dir))
     return write_manifest(out_dir, {"kind": "modules", "space": space_info(space),
                                     "granularity": granularity, "generator": generator_info(),
-                                    "entries": [entries[spec.uid] for spec in specs]})
+                                    "entries": [entries[spec.uid] for spec in specs],
+                                    "constant": constant})
+
+
+def previous_constant(out_dir: Path) -> Optional[Dict[str, Any]]:
+    try:
+        old = read_manifest(out_dir).get("constant")
+    except ManifestError:
+        return None
+    return old if isinstance(old, dict) and files_intact(out_dir, old) else None
+
+
+def constant_entry(out_dir: Path, pos: Sequence[A.Position],
+                   old: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The manifest's ``constant`` entry: the null network (the space's input shape in, its
+    output shape out, no compute) whose measurement is the table's per-network constant row
+    (:data:`profiler.keys.NETWORK_CONSTANT_UID`); written once, reused while intact."""
+    from profiler.keys import NETWORK_CONSTANT_UID
+    in_shape = list(pos[0].options[0].input_shape)
+    out_shape = list(pos[-1].options[0].output_shape)
+    if old is not None and old.get("generator") == __version__ and old.get("input_shapes") == [in_shape] \
+            and old.get("output_shape") == out_shape:
+        return old
+    from profiler.models.build import write_null_model
+    files = write_null_model(out_dir, "network-constant", in_shape, out_shape)
+    return {"uid": NETWORK_CONSTANT_UID, "name": "null network", "files": files,
+            "input_shapes": [in_shape], "output_shape": out_shape,
+            "sha256": files_digest(out_dir, files), "generator": __version__}

@@ -62,7 +62,7 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
                  seed: int = 0, granularity: str = "block", key: str = "Total Inference Time",
                  stat: str = "Median_Time", table_key: str = "Forward Propagate",
                  table_stat: str = "Median_Time", robust: bool = False,
-                 strategy: str = "spread", model: str = "auto",
+                 strategy: str = "spread", model: str = "auto", normalise: bool = False,
                  on_stage: Optional[Stage] = None,
                  progress: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
     """Run every step; ``progress(label)`` returns a context manager with ``update``."""
@@ -108,7 +108,7 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
     stage("6/6 fit estimator")
     result = fit_estimator(paths.networks, [paths.network_results], Path(f"{paths.table}.json"),
                            paths.estimator, key=key, stat=stat, table_key=table_key, table_stat=table_stat,
-                           robust=robust, model=model)
+                           robust=robust, model=model, normalise=normalise)
     result["summaries"] = summaries
     result["paths"] = paths
     result["table"] = table

@@ -2,8 +2,11 @@
 
 Each network gets an id (``arch-0007``) and its list of chosen candidates; everything
 downstream (bench results, accumulated latency, the fit) is paired by that id. The
-accumulated latency of a network is the sum of the table look-ups of its modules at the
-table's granularity.
+accumulated latency of a network in ``accum.json`` is the sum of the table look-ups of its
+modules at the table's granularity (the form ``estimate_accum`` of estimator.py takes); the
+table's per-network constant (``Total Inference Time`` of its ``@network`` row, 0 without one)
+is recorded beside it as ``network_constant`` per runtime: their sum is the raw whole-network
+estimate.
 """
 
 from __future__ import annotations
@@ -18,9 +21,33 @@ from profiler.pipeline.generate import (Progress, check_output_size, generator_i
 from profiler.files import write_json
 from profiler.models.manifest import files_digest, files_intact, prepare_out_dir, read_manifest, write_manifest
 from profiler.errors import ManifestError
-from profiler.table.accumulate import accumulate
+from profiler.keys import TOTAL_INFERENCE
+from profiler.table.accumulate import accumulate, constant
 
 ACCUM_FILE = "accum.json"
+REFERENCE_STEM = "drift-reference"
+
+
+def reference_entry(out_dir: Path, pos: Sequence[A.Position]) -> Dict[str, Any]:
+    """The networks manifest's ``reference`` entry: the space's first block as its own model
+    (the same seeded parameters as its module file), measured in every host network session;
+    ``of`` names its row in a block-granularity table. Reused while intact."""
+    from profiler.keys import REFERENCE_UID
+    from profiler.models.build import write_model
+    spec = pos[0].options[0]
+    try:
+        old = read_manifest(out_dir).get("reference")
+    except ManifestError:
+        old = None
+    of = spec.uid  # the block's own row of a block-granularity table
+    if isinstance(old, dict) and old.get("of") == of and files_intact(out_dir, old):
+        return old
+    res = write_model((spec,), out_dir, REFERENCE_STEM, spec.uid, "reference")
+    files = {"nnp": res["nnp"], "onnx": res["onnx"]}
+    entry = {"uid": REFERENCE_UID, "name": "drift reference", "of": of, "files": files,
+             "input_shapes": [list(spec.input_shape)], "output_shape": list(spec.output_shape)}
+    entry["sha256"] = files_digest(out_dir, files)
+    return entry
 
 
 def network_entry(a: A.Architecture, pos: Sequence[A.Position], files: Dict[str, str]) -> Dict[str, Any]:
@@ -82,7 +109,7 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
         probe = [{"uid": a.arch_id,
                   "module_uids": {granularity: M.module_uids(A.blocks_of(pos, a.choices), granularity)}}
                  for a in archs]
-        accumulate(probe, table, granularity, key, stat)
+        accumulate(probe, table, granularity, key, stat, const_key=None)
     try:
         old = {e["uid"]: e for e in read_manifest(out_dir)["entries"]}
     except ManifestError:
@@ -108,10 +135,13 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
 
     write_models_checked(todo, out_dir, finished, jobs, len(archs), lambda: len(entries))
     entries_list = [entries[a.arch_id] for a in archs]
+    reference = reference_entry(out_dir, pos)
     path = write_manifest(out_dir, {"kind": "networks", "space": space_info(space), "granularity": granularity,
-                                    "seed": seed, "strategy": strategy, "generator": generator_info(), "entries": entries_list})
+                                    "seed": seed, "strategy": strategy, "generator": generator_info(),
+                                    "entries": entries_list, "reference": reference})
     if table is not None:
         write_json(out_dir / ACCUM_FILE, {
             "table": str(Path(table_path).resolve()), "granularity": granularity, "key": key, "stat": stat,
-            "unit": "us", "accumulated": accumulate(entries_list, table, granularity, key, stat)})
+            "unit": "us", "accumulated": accumulate(entries_list, table, granularity, key, stat, const_key=None),
+            "network_constant": {rt: constant(table, rt, TOTAL_INFERENCE, stat) for rt in table.runtimes}})
     return path

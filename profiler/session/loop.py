@@ -36,8 +36,9 @@ def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, res
                        "granularity": doc.get("granularity"), "space": doc.get("space")},
             "config": {**asdict(cfg.measure), "batch_size": cfg.batch_size, "remeasure": cfg.remeasure,
                        "affinity": cfg.affinity}}
-    items = {e["uid"]: _item(doc, e) for e in doc["entries"]}  # manifest problems before any write
-    digests = {e["uid"]: entry_digest(e) for e in doc["entries"]}
+    entries = list(doc["entries"]) + _constant(doc, target)
+    items = {e["uid"]: _item(doc, e) for e in entries}  # manifest problems before any write
+    digests = {e["uid"]: entry_digest(e) for e in entries}
 
     def same_models(contents: StoreContents) -> None:
         _check_same_models(Path(out), contents, meta)
@@ -49,7 +50,7 @@ def run_session(models: Path, out: Path, target: Target, cfg: SessionConfig, res
         store = ResultsStore.create(out, meta)
         done = set()
     try:
-        return _measure(doc, items, digests, store, done, target, cfg, Path(out), on_progress)
+        return _measure(entries, items, digests, store, done, target, cfg, Path(out), on_progress)
     except KeyboardInterrupt:
         store.close()
         kept = store.results
@@ -80,11 +81,23 @@ def _check_same_models(out: Path, contents: StoreContents, meta: Dict[str, Any])
                                "use another --out")
 
 
-def _measure(doc: Dict[str, Any], items_by_uid: Dict[str, Dict[str, Any]], digests: Dict[str, str],
+def _constant(doc: Dict[str, Any], target: Target) -> List[Dict[str, Any]]:
+    """The modules manifest's null network (the per-network constant), or the networks
+    manifest's drift reference, measured last in the same interleaved batch as the other
+    entries (same worker, same rounds) when the target records them (host, not phones)."""
+    c = doc.get("constant") if doc.get("kind") == "modules" else doc.get("reference")
+    if not target.measures_constant or not isinstance(c, dict):
+        return []
+    if any(e["uid"] == c.get("uid") for e in doc["entries"]):
+        return []
+    return [c]
+
+
+def _measure(entries: List[Dict[str, Any]], items_by_uid: Dict[str, Dict[str, Any]], digests: Dict[str, str],
              store: ResultsStore, done: set, target: Target, cfg: SessionConfig, out: Path,
              on_progress: Optional[Progress]) -> SessionSummary:
-    work = [(rt, e) for rt in cfg.runtimes for e in doc["entries"] if (e["uid"], rt) not in done]
-    total = len(cfg.runtimes) * len(doc["entries"])
+    work = [(rt, e) for rt in cfg.runtimes for e in entries if (e["uid"], rt) not in done]
+    total = len(cfg.runtimes) * len(entries)
     finished = total - len(work)
     failed: List[Tuple[str, str, str]] = []
     unstable: List[Tuple[str, str, List[str]]] = []

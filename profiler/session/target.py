@@ -49,6 +49,9 @@ class Target:
     """Where models run. ``run_batch`` yields one record per item, in any order."""
 
     name = "abstract"
+    # measure a modules manifest's null network (its ``constant`` entry) as the table's
+    # per-network constant row; phones keep their own rule (Layers Time = Σ DLC layers)
+    measures_constant = False
 
     def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
         raise NotImplementedError

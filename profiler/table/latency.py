@@ -22,6 +22,11 @@ Files (format ``profiler-table``, version 1; all values are microseconds):
 Each file is written to a temporary file beside it and moved into place with
 ``os.replace``, so a reader never sees a half-written table.
 
+The per-network constant is the reserved row ``@network``
+(:data:`profiler.keys.NETWORK_CONSTANT_UID`): a row like any module's in all three files, so
+it survives CSV/JSON/.meta round trips; tables without it (older ones, phones) read as a
+constant of 0 (:meth:`LatencyTable.network_constant`).
+
 Look-ups for NAS loops: :meth:`LatencyTable.lookup` for one value; for many, map UIDs to
 row indices once with :meth:`LatencyTable.index_of` and sum with
 :meth:`LatencyTable.sum_indices` (one numpy gather + sum for all architectures).
@@ -39,7 +44,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from profiler.errors import TableError
-from profiler.keys import LATENCY_KEYS, UNIT
+from profiler.keys import LATENCY_KEYS, NETWORK_CONSTANT_UID, UNIT
 from profiler.session.stats import SEED_STATS, STAT_NAMES
 
 FORMAT = "profiler-table"
@@ -609,6 +614,23 @@ class LatencyTable:
             raise TableError(f"module {uid!r} on runtime {runtime!r}, {key!r} has no {stat!r}"
                              f"{self._in()}; it has: {', '.join(_stat_order(by_stat))}{hint}")
         return float(value)
+
+    @property
+    def module_uids(self) -> Tuple[str, ...]:
+        """:attr:`uids` without the reserved per-network constant row."""
+        return tuple(u for u in self._uids if u != NETWORK_CONSTANT_UID)
+
+    def has_constant(self, runtime: str) -> bool:
+        """True when the table holds a per-network constant measured on ``runtime``."""
+        return runtime in self._data.get(NETWORK_CONSTANT_UID, {})
+
+    def network_constant(self, runtime: str, key: str, stat: str = "Median_Time") -> float:
+        """The per-network constant (µs) of ``runtime`` under ``key``/``stat``, added once per
+        network on top of its modules' sum; 0.0 when the table has no such row (older tables,
+        phones). A row that exists but lacks ``key``/``stat`` is a TableError."""
+        if not self.has_constant(runtime):
+            return 0.0
+        return self.lookup(NETWORK_CONSTANT_UID, runtime, key, stat)
 
     def index_of(self, uids: Iterable[str]) -> np.ndarray:
         """Row indices (int64) of ``uids`` in :attr:`uids`; TableError naming an unknown UID."""

@@ -153,3 +153,45 @@ def test_every_fitted_model_goes_into_estimator_py(tmp_path):
         X = overhead_features(nets[:5], lat, m.op_types, types)
         for net, want in zip(nets[:5], m.predict(X)):
             assert est.estimate(net, rt) == pytest.approx(float(want), rel=1e-9)
+
+
+def test_a_measured_network_constant_is_added_once_and_the_bias_keeps_only_the_rest():
+    """Truth: y = 1.05 Σlat + 40 µs/module + 30 µs. With a table constant of 25 µs (measured, in the
+    accumulated latency), every model fits measured - 25 and adds it back: the bias is the 5 µs
+    left, the calibration constant the whole 30 µs; without the row the bias must find all 30."""
+    rng, lat = _space(3)
+    nets, _ = _mid_networks(rng, lat, 80)
+    nets += [["Small[0]"], ["Small[1]", "Small[2]"], list(lat)[:3]]
+    y = [_truth(u, lat) * (1 + rng.normal(0, 2e-4)) for u in nets]
+    c0 = 25.0
+    raw = [sum(lat[u] for u in n) for n in nets]
+    ids = [f"a{i:03d}" for i in range(len(nets))]
+    networks = {"CPU": (nets, lat, {})}
+    with_c = fit_runtimes({"CPU": (ids, [r + c0 for r in raw], y)}, networks=networks,
+                          model="module-overhead", constants={"CPU": c0})
+    without = fit_runtimes({"CPU": (ids, raw, y)}, networks=networks, model="module-overhead")
+    a, b = with_c.runtimes["CPU"], without.runtimes["CPU"]
+    assert a.network_const == c0 and b.network_const == 0.0
+    assert any("per-network constant 25 us" in l for l in summary_lines(with_c))
+    assert not any("per-network constant" in l for l in summary_lines(without))
+    assert a.calibration.params["bias_us"] == pytest.approx(CONST - c0, abs=3.0)
+    assert a.calibration.const == pytest.approx(CONST, abs=3.0)
+    assert b.calibration.params["bias_us"] == pytest.approx(CONST, abs=3.0)
+    assert a.calibration.params["network_const_us"] == c0 and "network_const_us" not in b.calibration.params
+    assert a.accum == pytest.approx([r + c0 for r in raw])          # the raw sum includes it
+    assert a.heldout_before["mape"] < b.heldout_before["mape"]      # closer before any calibration
+    # the estimate of the smallest network carries the constant once
+    assert a.calibration.estimate(["Small[0]"]) == pytest.approx(_truth(["Small[0]"], lat), rel=0.05)
+    # scale-bias: 'bias' is relative to the modules' sum alone (what estimator.py's linear API uses)
+    sb = fit_runtimes({"CPU": (ids, [r + c0 for r in raw], y)}, networks=networks, model="scale-bias",
+                      constants={"CPU": c0}).runtimes["CPU"]
+    p = sb.calibration.params
+    assert p["bias"] == pytest.approx(p["bias_after_const_us"] + c0) and sb.bias == p["bias_after_const_us"]
+    assert sb.calibration.const == pytest.approx(p["bias"])
+    d = sb.to_dict()
+    assert d["network_const_us"] == c0 and type(sb).from_dict(d).network_const == c0
+
+
+def test_a_negative_network_constant_is_refused():
+    with pytest.raises(FitError, match="CPU: the per-network constant"):
+        fit_runtimes({"CPU": (["a", "b", "c"], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0])}, constants={"CPU": -1.0})

@@ -127,3 +127,18 @@ def test_read_manifest_errors(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": "profiler-models", "version": 99, "entries": []}')
     with pytest.raises(ManifestError, match="version 99 is newer"):
         read_manifest(tmp_path)
+
+
+def test_generate_writes_the_null_network_of_the_per_network_constant(cifar_blocks):
+    import numpy as np
+    import onnxruntime as ort
+    from profiler.models.manifest import files_intact, read_manifest
+    doc = read_manifest(cifar_blocks)
+    c = doc["constant"]
+    assert c["uid"] == "@network" and c["uid"] not in {e["uid"] for e in doc["entries"]}
+    assert c["input_shapes"] == [[1, 3, 32, 32]] and c["output_shape"] == [1, 10]
+    assert files_intact(cifar_blocks, c)
+    sess = ort.InferenceSession(str(cifar_blocks / c["files"]["onnx"]), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    (y,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    assert y.shape == (1, 10) and np.array_equal(y.ravel(), x.ravel()[:10])   # no compute, only the shapes

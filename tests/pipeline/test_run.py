@@ -63,6 +63,12 @@ def test_estimator_agrees_with_table_in_a_fresh_interpreter(workdir):
         expected = p["bias_us"] + sum(
             p["scale"][p["op_types"].index(u.split("[")[0]) if p["op_types"] != ["*"] else 0]
             * table.lookup(u, "ORT_CPU", full["table_key"], full["table_stat"]) + p["overhead_us"] for u in uids)
+    # the per-network constant: measured in the module session (the null network's Total Inference
+    # Time, the networks' measured key), a table row of its own, added once to every estimate
+    c0 = table.network_constant("ORT_CPU", full["target_key"], full["table_stat"])
+    assert "@network" in table.uids and "@network" not in table.module_uids and c0 > 0
+    assert report["network_const_us"] == c0 and calib["params"]["network_const_us"] == c0
+    expected += c0
     uid_file = workdir / "uids.txt"
     uid_file.write_text("\n".join(uids) + "\n")
     proc = subprocess.run([sys.executable, "-I", "-S", str(workdir / "estimator.py"), "--uids", str(uid_file),
@@ -107,3 +113,83 @@ def test_module_missing_from_table_is_named(workdir, tmp_path):
                       tmp_path / "e.py")
     msg = str(exc.value)
     assert victim in msg and "ORT_CPU" in msg and "\n" not in msg
+
+
+def _latest(store: Path, uid: str) -> dict:
+    from profiler.session.store import read_store
+    return read_store(store).latest()[(uid, "ORT_CPU")]
+
+
+def test_constant_and_reference_are_measured_in_the_sessions_of_the_host(workdir):
+    const = _latest(workdir / "modules.results", "@network")
+    assert const["status"] == "ok"
+    st = const["stats"]
+    assert st["Total Inference Time"]["Median_Time"] > st["Forward Propagate"]["Median_Time"] > 0
+    table = LatencyTable.load(workdir / "table.json")
+    assert table.network_constant("ORT_CPU", "Total Inference Time", "Median_Time") == \
+        st["Total Inference Time"]["Median_Time"]
+    ref = _latest(workdir / "networks.results", "@reference")
+    doc = json.loads((workdir / "networks" / "manifest.json").read_text())
+    assert ref["status"] == "ok" and doc["reference"]["of"] in table.module_uids
+    # accum.json: the modules' sums (estimate_accum's input) and the constant beside them
+    accum = json.loads((workdir / "networks" / "accum.json").read_text())
+    assert accum["network_constant"]["ORT_CPU"] == st["Total Inference Time"]["Median_Time"]
+
+
+def test_drift_normaliser_rescales_the_measurements_by_the_reference(workdir, tmp_path):
+    base = fit_estimator(workdir / "networks", [workdir / "networks.results"], workdir / "table.json",
+                         tmp_path / "a" / "estimator.py", model="scale-bias")
+    norm = fit_estimator(workdir / "networks", [workdir / "networks.results"], workdir / "table.json",
+                         tmp_path / "b" / "estimator.py", model="scale-bias", normalise=True)
+    doc = json.loads((workdir / "networks" / "manifest.json").read_text())
+    table = LatencyTable.load(workdir / "table.json")
+    ref = _latest(workdir / "networks.results", "@reference")["stats"]["Forward Propagate"]["Median_Time"]
+    factor = ref / table.lookup(doc["reference"]["of"], "ORT_CPU", "Forward Propagate", "Median_Time")
+    info = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert info["normalise"] is True and info["drift"]["ORT_CPU"] == pytest.approx(factor, rel=1e-12)
+    a, b = base["report"].runtimes["ORT_CPU"], norm["report"].runtimes["ORT_CPU"]
+    assert b.measured == pytest.approx([m / factor for m in a.measured], rel=1e-12)
+    # one factor per session pair: a linear model absorbs it, the relative held-out errors stay
+    assert b.heldout_after["mape"] == pytest.approx(a.heldout_after["mape"], rel=1e-6)
+
+
+def test_normalise_without_a_reference_is_one_clear_error(workdir, tmp_path):
+    import shutil
+    from profiler.errors import FitError
+    nets = tmp_path / "networks"
+    shutil.copytree(workdir / "networks", nets)
+    doc = json.loads((nets / "manifest.json").read_text())
+    del doc["reference"]
+    (nets / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(FitError, match="has no drift reference.*drop --normalise"):
+        fit_estimator(nets, [workdir / "networks.results"], workdir / "table.json", tmp_path / "e.py",
+                      normalise=True)
+
+
+def test_normaliser_removes_a_synthetic_drift_of_the_network_session(workdir, tmp_path):
+    """The same network session made 25% slower as a whole (networks and reference alike): with
+    --normalise the fit sees exactly the measurements of the undrifted session; without, 25% more."""
+    def slower(body):
+        out = []
+        for line in body:
+            rec = json.loads(line)
+            if rec.get("type") == "result" and rec.get("status") == "ok":
+                rec["stats"] = {k: {s: (v * 1.25 if s != "Count" else v) for s, v in st.items()}
+                                for k, st in rec["stats"].items()}
+            out.append(json.dumps(rec, separators=(",", ":")))
+        return out
+    drifted = tmp_path / "drifted.results"
+    _rewrite_store(workdir / "networks.results", drifted, slower)
+    args = (workdir / "networks",)
+    plain = fit_estimator(*args, [workdir / "networks.results"], workdir / "table.json", tmp_path / "p" / "e.py",
+                          model="scale-bias", normalise=True)["report"].runtimes["ORT_CPU"]
+    fixed = fit_estimator(*args, [drifted], workdir / "table.json", tmp_path / "f" / "e.py",
+                          model="scale-bias", normalise=True)["report"].runtimes["ORT_CPU"]
+    raw = fit_estimator(*args, [drifted], workdir / "table.json", tmp_path / "r" / "e.py",
+                        model="scale-bias")["report"].runtimes["ORT_CPU"]
+    assert fixed.measured == pytest.approx(plain.measured, rel=1e-12)
+    assert fixed.heldout_before["mape"] == pytest.approx(plain.heldout_before["mape"], rel=1e-9)
+    f0 = json.loads((tmp_path / "p" / "report.json").read_text())["drift"]["ORT_CPU"]
+    assert json.loads((tmp_path / "f" / "report.json").read_text())["drift"]["ORT_CPU"] == pytest.approx(1.25 * f0)
+    assert raw.measured == pytest.approx([m * 1.25 * f0 for m in fixed.measured], rel=1e-12)
+    assert raw.heldout_before["mape"] != pytest.approx(fixed.heldout_before["mape"], rel=1e-3)

@@ -164,3 +164,17 @@ def test_parse_ort_trace_groups_kernels_by_run():
         {"cat": "Session", "name": "SequentialExecutor::Execute", "ts": 201, "dur": 30},
     ]
     assert parse_ort_trace(events) == [10.0, 6.0]
+
+
+def test_the_constant_and_the_reference_are_measured_on_the_host_only():
+    from profiler.host.target import HostTarget
+    from profiler.phone.target import PhoneTarget
+    from profiler.session.loop import _constant
+    const = {"uid": "@network", "files": {"onnx": "network-constant.onnx"}, "input_shapes": [[1, 3, 8, 8]]}
+    ref = {"uid": "@reference", "files": {"onnx": "drift-reference.onnx"}, "input_shapes": [[1, 3, 8, 8]]}
+    mods = {"kind": "modules", "entries": [], "constant": const}
+    nets = {"kind": "networks", "entries": [], "reference": ref, "constant": const}
+    assert HostTarget.measures_constant and not PhoneTarget.measures_constant
+    assert _constant(mods, HostTarget()) == [const] and _constant(nets, HostTarget()) == [ref]
+    assert _constant(mods, PhoneTarget.__new__(PhoneTarget)) == []
+    assert _constant({"kind": "modules", "entries": []}, HostTarget()) == []   # an older manifest

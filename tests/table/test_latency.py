@@ -455,3 +455,52 @@ def test_import_is_cheap():
     code = "import sys, profiler.table.latency; print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- the per-network constant (reserved row @network) ----------------------------------------
+
+def _with_constant():
+    records = [rec(uid(1), "ORT_CPU", {"Forward Propagate": [100.0, 102.0, 104.0],
+                                        "Total Inference Time": [110.0, 112.0, 114.0]}),
+               rec(uid(2), "ORT_CPU", {"Forward Propagate": [50.0, 50.0, 52.0],
+                                        "Total Inference Time": [60.0, 60.0, 62.0]}),
+               rec("@network", "ORT_CPU", {"Forward Propagate": [2.0, 2.5, 3.0],
+                                           "Total Inference Time": [20.0, 21.0, 25.0]})]
+    return LatencyTable.from_records(records, [{"target": "host"}], sources=["m.results"])
+
+
+def test_network_constant_survives_build_save_and_load(tmp_path):
+    t = _with_constant()
+    assert t.network_constant("ORT_CPU", "Total Inference Time", "Median_Time") == 21.0
+    assert t.network_constant("ORT_CPU", "Forward Propagate", "Median_Time") == 2.5
+    assert "@network" in t.uids and t.module_uids == (uid(1), uid(2))
+    t.save(tmp_path / "t")
+    for name in ("t.json", "t.csv", "t"):
+        back = LatencyTable.load(tmp_path / name)
+        assert back.has_constant("ORT_CPU") and back.module_uids == (uid(1), uid(2))
+        assert back.network_constant("ORT_CPU", "Total Inference Time", "Avg_Time") == pytest.approx(22.0)
+    assert "\n@network,ORT_CPU,Total Inference Time,Avg_Time,22\n" in (tmp_path / "t.csv").read_text()
+
+
+def test_a_table_without_the_constant_reads_zero_and_a_partial_row_is_an_error(small):
+    assert not small.has_constant("CPU") and small.network_constant("CPU", "Layers Time") == 0.0
+    assert small.module_uids == small.uids
+    t = _with_constant()
+    with pytest.raises(TableError, match="@network.*'Layers Time'"):
+        t.network_constant("ORT_CPU", "Layers Time", "Median_Time")
+
+
+def test_accumulation_adds_the_constant_once_per_network():
+    from profiler.table.accumulate import accumulate, network_sum
+    t = _with_constant()
+    args = ("ORT_CPU", "Forward Propagate", "Median_Time", "a")
+    one = network_sum(t, [uid(1)], *args)
+    assert one == 102.0 + 21.0                     # the networks' key: Total Inference Time
+    assert network_sum(t, [uid(1), uid(1), uid(2)], *args) == 102.0 * 2 + 50.0 + 21.0
+    assert network_sum(t, [], *args) == 21.0
+    assert network_sum(t, [uid(1)], *args, const_key="Forward Propagate") == 102.0 + 2.5
+    assert network_sum(t, [uid(1)], *args, const_key=None) == 102.0
+    entries = [{"uid": "n1", "module_uids": {"block": [uid(1), uid(2)]}},
+               {"uid": "n2", "module_uids": {"block": [uid(2)]}}]
+    acc = accumulate(entries, t, "block", "Forward Propagate", "Median_Time")
+    assert acc == {"n1": {"ORT_CPU": 102.0 + 50.0 + 21.0}, "n2": {"ORT_CPU": 50.0 + 21.0}}
