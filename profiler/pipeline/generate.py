@@ -97,13 +97,15 @@ def generator_info() -> Dict[str, Any]:
 
 def estimate_output(space_path: Path, granularity: str = "block") -> Tuple[int, int]:
     """``(modules, bytes)`` that :func:`generate` would write: float32 parameters, once in the
-    NNP and once in the ONNX file, plus one activation-sized constant per ReLU6 that nnabla's
+    NNP and once in the ONNX file, plus one activation-sized constant per ReLU6 (also inside
+    h-swish and h-sigmoid) that nnabla's
     ONNX exporter writes, plus a few KiB of graph per file (arithmetic, no model built)."""
     specs = A.candidate_modules(load_space(space_path), granularity)
 
     def relu6_bytes(spec: M.ModuleSpec) -> int:
         leaves = spec.leaves() if spec.name in M.BLOCK_TYPES else [spec]
-        return sum(4 * M._numel(leaf.input_shape) for leaf in leaves if leaf.name == "ReLU6")
+        return sum(4 * M._numel(leaf.input_shape) for leaf in leaves
+                   if leaf.name in ("ReLU6", "Hswish", "Hsigmoid"))
 
     return len(specs), sum(8 * M.cost(s)["params"] + relu6_bytes(s) + 8192 for s in specs)
 
