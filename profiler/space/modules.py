@@ -116,11 +116,13 @@ def _pair_or_none(v: Any) -> Optional[Tuple[int, int]]:
 
 
 def conv(in_ch: int, out_ch: int, kernel: int, stride: int, shape: Shape,
-         pad: Any = None, group: int = 1, with_bias: bool = False) -> ModuleSpec:
-    """A convolution leaf. ``pad`` is kept as given (``None`` prints ``pad=None``, as
-    nnabla-nas's ``Mo.Conv`` does when built without a pad); ints become pairs."""
+         pad: Any = None, group: int = 1, with_bias: bool = False,
+         dilation: Any = None) -> ModuleSpec:
+    """A convolution leaf. ``pad`` and ``dilation`` are kept as given (``None`` prints
+    ``pad=None``, as nnabla-nas's ``Mo.Conv`` does when built without a pad; its OFA
+    ``ConvLayer`` passes ``dilation=(1, 1)``); ints become pairs."""
     attrs = (("in_channels", in_ch), ("out_channels", out_ch), ("kernel", _pair(kernel)),
-             ("stride", _pair(stride)), ("pad", _pair_or_none(pad)), ("dilation", None),
+             ("stride", _pair(stride)), ("pad", _pair_or_none(pad)), ("dilation", _pair_or_none(dilation)),
              ("base_axis", 1), ("group", group), ("with_bias", with_bias),
              ("fix_parameters", False), ("channel_last", False))
     return ModuleSpec("Conv", attrs, (tuple(shape),))
@@ -291,7 +293,7 @@ def leaves_of(spec: ModuleSpec) -> List[ModuleSpec]:
     if spec.name == "ConvBNAct":
         c = conv(spec.attr("in_channels"), spec.attr("out_channels"), spec.attr("kernel"),
                  spec.attr("stride"), spec.input_shape, pad=spec.attr("pad"),
-                 with_bias=spec.attr("bias"))
+                 with_bias=spec.attr("bias"), dilation=1)
         out = c.output_shape
         bn = [batch_norm(spec.attr("out_channels"), out)] if spec.attr("bn") else []
         return [c, *bn, activation(spec.attr("act"), out)]
