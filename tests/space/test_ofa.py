@@ -243,3 +243,27 @@ def test_spaces_without_depth_draw_exactly_as_before():
             expected.append(c)
     assert [a.choices for a in A.sample(pos, 10, seed=7, strategy="uniform")] == expected
     assert A.depth_groups(choice_pos) == []
+
+
+@pytest.mark.parametrize("granularity", M.GRANULARITIES)
+def test_estimator_py_estimates_depth_sampled_ofa_architectures(tmp_path, granularity):
+    """estimator.py built for the OFA space: elastic-depth choices (trailing skips) give the
+    same estimate as the look-ups of the architecture's module UIDs."""
+    from profiler.fit.calibration import Calibration
+    from profiler.fit.codegen import load_source, write_estimator
+    from profiler.pipeline.fit import describe_space
+    space = load_space(OFA)
+    rng = random.Random(3)
+    lat = {m.uid: rng.uniform(1.0, 300.0) for m in A.candidate_modules(space, granularity)}
+    cal = Calibration("scale-bias", 12.5, {u: 1.1 * v for u, v in lat.items()}, {"scale": 1.1, "bias": 12.5})
+    desc = describe_space(space, granularity)
+    path = write_estimator(tmp_path / "estimator.py", {"ORT_CPU": cal}, "Forward Propagate", "Median_Time",
+                           {"device": "test"}, desc)
+    est = load_source(path.read_text(encoding="utf-8"))
+    pos = A.positions(space)
+    archs = A.sample(pos, 30, seed=4, strategy="spread", with_extremes=True)
+    depths = {tuple(_depths(pos, a.choices)) for a in archs}
+    assert len(depths) > 10
+    for a in archs:
+        uids = M.module_uids(A.blocks_of(pos, a.choices), granularity)
+        assert est.estimate_choices(list(a.choices), "ORT_CPU") == pytest.approx(cal.estimate(uids), rel=1e-12)
