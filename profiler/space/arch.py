@@ -22,7 +22,7 @@ class Position:
 
     ``options`` are block specs; when ``skip`` is allowed the choice index
     ``len(options)`` means the identity. In a stage with elastic depth, ``stage`` is the
-    stage's layer index, ``block`` the block's index in it and ``depths`` the stage's allowed
+    stage's layer index, ``block_in_stage`` the block's index in it and ``depths`` its allowed
     depths; such a block may be skipped only as one of the stage's trailing blocks (see
     :func:`check_depths`).
     """
