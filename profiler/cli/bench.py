@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Sequence, Tuple
 
 from profiler.cli.output import csv_list, info
 from profiler.errors import ProfilerError
@@ -74,14 +75,77 @@ def target(args: argparse.Namespace):
     raise ProfilerError(f"--target {args.target}: unknown target (choose host or phone)")
 
 
-def summary_lines(summary) -> List[str]:
-    """Human summary of a bench session (pure)."""
+_STEM_RE = re.compile(r"\b[A-Za-z0-9][A-Za-z0-9-]*-[0-9a-f]{16}\b")   # profiler.space.modules.file_stem
+_TAG_RE = re.compile(r"\b[0-9a-f]{32}\b")
+_TMP_RE = re.compile(r"(profiler-[a-z]+-)[A-Za-z0-9_]{6,}")
+_RUN_RE = re.compile(r"\b(runs?) \d+\b")
+_PIDS_RE = re.compile(r"\b(pid|pids|processes|process) \d+(?:, \d+)*")
+CAUSE_CHARS = 400
+FEW_UIDS = 3
+MAX_CAUSES = 20
+
+
+def failure_cause(error: str, uid: str) -> str:
+    """A failure message without its per-module parts, so equal causes compare equal (pure).
+
+    Removes the module's UID (whole or cut to 80 characters) and file stems (model, DLC and device
+    folder names; any module's, as a retired phone's message names the module it was running)
+    -> ``<module>``, temporary folder suffixes, run numbers, PIDs and
+    per-call tags; collapses whitespace.
+    """
+    from profiler.space.modules import file_stem
+    text = error
+    for part in sorted({uid, uid[:80], file_stem(uid)}, key=len, reverse=True):
+        if part:
+            text = text.replace(part, "<module>")
+    text = _STEM_RE.sub("<module>", text)   # any module's: a retired phone's message names the one it ran
+    text = _TMP_RE.sub(r"\1*", text)
+    text = _TAG_RE.sub("<tag>", text)
+    text = _RUN_RE.sub(r"\1 N", text)
+    text = _PIDS_RE.sub(r"\1 N", text)
+    return " ".join(text.split())
+
+
+def group_failures(failed: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, List[Tuple[str, str]]]]:
+    """``[(uid, runtime, error)]`` -> ``[(cause, [(uid, runtime), ...])]``, most frequent cause
+    first, ties in first-seen order (pure)."""
+    groups: Dict[str, List[Tuple[str, str]]] = {}
+    for uid, rt, error in failed:
+        groups.setdefault(failure_cause(error, uid), []).append((uid, rt))
+    order = {cause: i for i, cause in enumerate(groups)}
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), order[kv[0]]))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summary_lines(summary, verbose: bool = False) -> List[str]:
+    """Human summary of a bench session (pure): failures one line per cause (count, runtimes, a
+    few UIDs); every failure with ``verbose`` (the store has them all anyway)."""
     lines = [f"{summary.measured - len(summary.failed)} measured, {len(summary.failed)} failed, "
              f"{summary.skipped} already in the store -> {summary.store}"]
-    for uid, rt, error in summary.failed[:20]:
-        lines.append(f"  FAILED {rt} {uid}: {error}")
-    if len(summary.failed) > 20:
-        lines.append(f"  ... and {len(summary.failed) - 20} more failures (see the store)")
+    if verbose:
+        for uid, rt, error in summary.failed:
+            lines.append(f"  FAILED {rt} {uid}: {error}")
+    else:
+        groups = group_failures(summary.failed)
+        for cause, pairs in groups[:MAX_CAUSES]:
+            if len(pairs) == 1:   # nothing to group: the message as it is
+                uid, rt = pairs[0]
+                error = next(e for u, r, e in summary.failed if (u, r) == (uid, rt))
+                lines.append(f"  FAILED {rt} {uid}: {error}")
+                continue
+            runtimes = ", ".join(dict.fromkeys(rt for _, rt in pairs))
+            uids = list(dict.fromkeys(uid for uid, _ in pairs))
+            shown = ", ".join(_cut(u, 60) for u in uids[:FEW_UIDS])
+            more = f", +{len(uids) - FEW_UIDS} more" if len(uids) > FEW_UIDS else ""
+            lines.append(f"  FAILED {len(pairs)} x {runtimes}: {_cut(cause, CAUSE_CHARS)} [{shown}{more}]")
+        if len(groups) > MAX_CAUSES:
+            rest = sum(len(p) for _, p in groups[MAX_CAUSES:])
+            lines.append(f"  ... and {rest} more failures with {len(groups) - MAX_CAUSES} other causes")
+        if len(groups) < len(summary.failed) or len(groups) > MAX_CAUSES:
+            lines.append("  (every failure with its full message: --verbose, or in the store)")
     if summary.unstable:
         lines.append(f"WARNING: {len(summary.unstable)} results stayed noisy (interquartile range > 10% of "
                      "the median) after re-measuring; they are kept with their warnings (close other "
@@ -97,7 +161,7 @@ def run_bench(args: argparse.Namespace, models: Path, out: Path, label: str):
     with Progress(label, quiet=args.quiet) as bar:
         summary = run_session(models, out, target(args), session_config(args),
                               resume=args.resume, on_progress=bar.update)
-    for line in summary_lines(summary):
+    for line in summary_lines(summary, verbose=getattr(args, "verbose", False)):
         info(line)
     return summary
 
@@ -138,6 +202,8 @@ def add_bench_options(b: argparse.ArgumentParser) -> None:
                    help="re-measure an unstable result up to N times (default 2)")
     b.add_argument("--affinity", default="", help="comma-separated CPU ids to pin workers to")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.add_argument("-v", "--verbose", action="store_true",
+                   help="list every failure with its full message (default: one line per cause)")
     from profiler.cli.docker import add_docker_options
     from profiler.cli.phone import add_phone_options
     add_phone_options(b)

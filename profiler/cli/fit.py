@@ -19,7 +19,7 @@ def _print_fit(result: Dict) -> None:
             info(f"note: {len(ids)} sampled networks have no {rt} measurement and were left out "
                   f"({', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''})")
     for name, path in result["files"].items():
-        info(f"{name}: {path}")
+        print(f"{name}: {path}")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -43,13 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                           on_stage=lambda msg: info(f"== {msg}"),
                           progress=lambda label: Progress(label, quiet=args.quiet))
     for name, summary in result["summaries"].items():
-        for line in bench_summary_lines(summary):
+        for line in bench_summary_lines(summary, verbose=getattr(args, "verbose", False)):
             info(f"[{name}] {line}")
     _print_fit(result)
     paths = result["paths"]
-    print(f"table:     {paths.table}.csv / .json / .meta")
-    print(f"estimator: {paths.estimator}")
-    print(f"report:    {result['files'].get('report_json')} , {result['files'].get('report_png')}")
+    print(f"table: {paths.table}.csv / .json / .meta")  # the fit's own files are listed above
     for rt, r in result["report"].runtimes.items():
         m = r.heldout_after
         print(f"held-out accuracy {rt}: {100 * m['within_10']:.1f}% of {m['n']} networks within +-10%, "

@@ -25,11 +25,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from profiler.cli.progress import Progress
-    from profiler.pipeline.sample import sample
+    from profiler.pipeline.sample import estimate_sample, sample
+    if args.num >= 1:  # sample() says what is wrong with --num
+        size = estimate_sample(Path(args.space), args.num, args.seed, args.strategy)
+        info(f"sample: {args.num} networks, about {size / 2**20:.1f} MiB of models")
     with Progress("sample", quiet=args.quiet) as bar:
         path = sample(Path(args.space), args.num, args.seed, Path(args.out),
                       Path(args.table) if args.table else None, args.granularity,
-                      key=args.table_key, stat=args.table_stat, on_progress=bar.update, strategy=args.strategy)
+                      key=args.table_key, stat=args.table_stat, on_progress=bar.update, strategy=args.strategy,
+                      force=args.force)
     info(f"sampled {args.num} networks ({args.strategy}, extremes first, seed {args.seed}) -> {path}")
     return 0
 
@@ -62,5 +66,7 @@ def add_sample(sub) -> None:
     s.add_argument("--table-key", default="Forward Propagate",
                    help="table LatencyKey summed (default: Forward Propagate, the additive key)")
     s.add_argument("--table-stat", default="Median_Time", help="table statistic summed (default: Median_Time)")
+    s.add_argument("--force", action="store_true",
+                   help="write even when the networks would take more than 2 GiB")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sample)

@@ -1,4 +1,4 @@
-"""CLI pieces for the phone target: ``bench``/``run`` options, ``devices``.
+"""CLI pieces for the phone target: ``bench``/``run`` options, ``devices``, ``clean``.
 
 Only argparse wiring and printing live here; the work is in :mod:`profiler.phone.target`,
 :mod:`profiler.phone.adb`. Heavy imports stay inside functions.
@@ -51,7 +51,42 @@ def _add_adb_options(g) -> None:
     g.add_argument("--adb-host", default=None, metavar="HOST",
                    help="adb server host (default $ANDROID_ADB_SERVER_HOST, else 127.0.0.1)")
     g.add_argument("--adb-port", type=adb_port, default=None, metavar="PORT",
-                   help="adb server port (default $ANDROID_ADB_SERVER_PORT, else 5037)")
+                   help="adb server port (default $ANDROID_ADB_SERVER_PORT, else 5037); the profiler never "
+                        "starts a server itself")
+    g.add_argument("--adb-server", action="append", default=None, metavar="HOST:PORT",
+                   help="an adb server whose phones to use; repeat it for phones on several hosts (e.g. "
+                        "SSH tunnels, docs/phones.md). Precedence: --adb-server, else "
+                        "$PROFILER_ADB_SERVERS (HOST:PORT,HOST:PORT), else --adb-host/--adb-port. With "
+                        "several servers a phone is named SERIAL@HOST:PORT")
+
+
+def adb_servers(args: argparse.Namespace):
+    """The adb servers of a command ([(host, port)]); prints the non-loopback warning (one line)."""
+    import os
+    check_adb_env()   # before adbutils is imported: it reads the variable on import
+    from profiler.errors import ProfilerError
+    from profiler.phone.adb.session import remote_servers_warning, resolve_servers
+    given = getattr(args, "adb_server", None) or ()
+    if given and (args.adb_host is not None or args.adb_port is not None):
+        raise ProfilerError("--adb-server and --adb-host/--adb-port both given: use --adb-server HOST:PORT "
+                            "for every server")
+    servers = resolve_servers(given, args.adb_host, args.adb_port)
+    env_host = os.environ.get("ANDROID_ADB_SERVER_HOST")
+    warning = remote_servers_warning([(h if h is not None else env_host, p) for h, p in servers])
+    if warning:
+        print(warning, file=sys.stderr)
+    return servers
+
+
+def _open_clients(args: argparse.Namespace):
+    """``{"host:port": client}`` for every server of the command (each must answer)."""
+    servers = adb_servers(args)
+    from profiler.phone.adb import open_client, server_name
+    out = {}
+    for host, port in servers:
+        client = open_client(host, port)
+        out[server_name(client)] = client
+    return out
 
 
 def add_phone_options(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +156,7 @@ def phone_config(args: argparse.Namespace):
                             htp_socs=tuple(s.lower() for s in csv_list(args.htp_socs)))
     return PhoneConfig(
         snpe_root=args.snpe_root, adb_host=args.adb_host, adb_port=args.adb_port,
+        adb_servers=tuple(getattr(args, "adb_server", None) or ()),
         devices=tuple(csv_list(args.devices)) or None, runs=args.runs, perf_profile=args.perf_profile,
         profiling_level=args.profiling_level, buffer=args.buffer, input_count=args.input_count,
         cooldown_temp_c=args.cooldown_temp, cooldown_timeout_s=args.cooldown_timeout, dsp_clock_hz=clock,
@@ -131,34 +167,71 @@ def phone_config(args: argparse.Namespace):
 
 def phone_target(args: argparse.Namespace):
     """``--target phone``: a :class:`profiler.phone.target.PhoneTarget` (checks the SDK and options now)."""
-    check_adb_env()
+    adb_servers(args)   # bad values and the non-loopback warning: before the SDK is looked at
+    from profiler.cli.output import info
     from profiler.phone.target import PhoneTarget
-    return PhoneTarget(phone_config(args))
+    target = PhoneTarget(phone_config(args))
+    target.on_notice = info
+    return target
 
 
 # --- commands -----------------------------------------------------------------------------
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    """Print every phone adb lists; exit 1 when none is ready."""
-    check_adb_env()
-    from profiler.phone.adb import list_devices, open_client
-    client = open_client(args.adb_host, args.adb_port)
-    infos = list_devices(client)
-    if not infos:
-        print(f"no devices (adb server {client.host}:{client.port} lists none); connect a phone with USB "
+    """Print every phone the adb server(s) list, with the server each hangs off; exit 1 when none
+    is ready."""
+    clients = _open_clients(args)
+    from profiler.phone.adb import list_devices
+    listed = [(server, i) for server, client in clients.items() for i in list_devices(client)]
+    if not listed:
+        print(f"no devices (adb server {', '.join(clients)} lists none); connect a phone with USB "
               "debugging enabled (docs/phones.md)", file=sys.stderr)
         return 1
-    rows = [("SERIAL", "STATE", "MODEL", "SOC", "ANDROID-SDK", "ABI")]
-    for i in infos:
-        rows.append((i.serial, i.state, i.model or "-", i.soc or "-", str(i.sdk) if i.sdk else "-", i.abi or "-"))
+    rows = [("SERIAL", "STATE", "MODEL", "SOC", "ANDROID-SDK", "ABI", "ADB-SERVER")]
+    for server, i in listed:
+        rows.append((i.serial, i.state, i.model or "-", i.soc or "-", str(i.sdk) if i.sdk else "-", i.abi or "-",
+                     server))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    not_ready = [i for i in infos if not i.ready]
-    for i in not_ready:
-        print(f"note: {i.serial} is {i.state}: {_STATE_HINTS.get(i.state, 'check adb devices -l')}",
+    not_ready = [(server, i) for server, i in listed if not i.ready]
+    for server, i in not_ready:
+        where = f" (on {server})" if len(clients) > 1 else ""
+        print(f"note: {i.serial}{where} is {i.state}: {_STATE_HINTS.get(i.state, 'check adb devices -l')}",
               file=sys.stderr)
-    return 0 if len(not_ready) < len(infos) else 1
+    return 0 if len(not_ready) < len(listed) else 1
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove what the profiler pushed to one phone (SDK copy, module cache under --device-root)."""
+    clients = _open_clients(args)
+    from profiler.errors import DeviceError
+    from profiler.phone.adb import DeviceSession, describe_listing
+    multi = len(clients) > 1
+    found, listings = [], []
+    for server, client in clients.items():
+        try:
+            infos = client.list()
+        except Exception:  # noqa: BLE001 - adbutils/socket errors: the server went away just now
+            infos = None
+        listings.append(f"{server}: {describe_listing(infos)}" if multi else describe_listing(infos))
+        found += [(server, client, i) for i in infos or ()]
+    match = [f for f in found if args.device in (f[2].serial, f"{f[2].serial}@{f[0]}")]
+    if len(match) > 1:
+        raise DeviceError(f"device {args.device} is listed by several adb servers ({'; '.join(listings)}); "
+                          "name it SERIAL@HOST:PORT")
+    if not match or match[0][2].state != "device":
+        state = f"is {match[0][2].state}" if match else "not found"
+        raise DeviceError(f"device {args.device} {state} ({'; '.join(listings)}); give one of the phones "
+                          "listed in state 'device' (see 'profiler devices')")
+    server, client, i = match[0]
+    session = DeviceSession(client, i.serial, timeout=120.0, name=f"{i.serial}@{server}" if multi else i.serial)
+    stopped = session.stop_leftovers()
+    removed = session.clean(args.device_root)
+    what = ", ".join(removed) if removed else f"nothing (no profiler files under {args.device_root})"
+    extra = f"; stopped {len(stopped)} leftover process(es) of ours" if stopped else ""
+    print(f"device {session.name}: removed {what}{extra}", file=sys.stderr)
+    return 0
 
 
 def add_phone_commands(sub) -> None:
@@ -166,8 +239,16 @@ def add_phone_commands(sub) -> None:
     d = sub.add_parser("devices", help="list the phones adb sees (serial, state, model, SoC, Android SDK, ABI)")
     _add_adb_options(d)
     d.set_defaults(func=cmd_devices)
+    c = sub.add_parser("clean", help="remove what the profiler pushed to a phone (the SDK copy and module "
+                                     "cache under --device-root); other files are left alone")
+    c.add_argument("--device", required=True, metavar="SERIAL",
+                   help="the phone (SERIAL, or SERIAL@HOST:PORT with several adb servers)")
+    c.add_argument("--device-root", default="/data/local/tmp/profiler", metavar="PATH",
+                   help="the profiler's folder on the phone, as given to bench (default /data/local/tmp/profiler)")
+    _add_adb_options(c)
+    c.set_defaults(func=cmd_clean)
 
 
 
-__all__ = ["add_phone_commands", "add_phone_options", "cmd_devices", "phone_config",
+__all__ = ["add_phone_commands", "add_phone_options", "adb_servers", "cmd_clean", "cmd_devices", "phone_config",
            "phone_target"]

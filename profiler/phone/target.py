@@ -460,7 +460,8 @@ class PhoneTarget(Target):
                           profiling_level=c.profiling_level)
         script = device_script(cmd, lib_dir=self.paths.lib_dir, model_dir=model_dir, runs=c.runs)
         info = self._infos.get(session.name)
-        state: Dict[str, Any] = {"serial": session.serial, "model": info.model if info else None,
+        state: Dict[str, Any] = {"serial": session.serial, "adb_server": session.server,
+                                 "model": info.model if info else None,
                                  "soc": info.soc if info else None,
                                  "perf_profile": c.perf_profile, "profiling_level": c.profiling_level,
                                  "buffer": buffer, "dlc": prep.dlc.name, "quantized": prep.quantized}

@@ -95,19 +95,31 @@ def generator_info() -> Dict[str, Any]:
     return {"profiler": __version__, "nnabla": nnabla.__version__, "onnx_opset": ONNX_OPSET}
 
 
-def estimate_output(space_path: Path, granularity: str = "block") -> Tuple[int, int]:
-    """``(modules, bytes)`` that :func:`generate` would write: float32 parameters, once in the
-    NNP and once in the ONNX file, plus one activation-sized constant per ReLU6 (also inside
-    h-swish and h-sigmoid) that nnabla's
-    ONNX exporter writes, plus a few KiB of graph per file (arithmetic, no model built)."""
-    specs = A.candidate_modules(load_space(space_path), granularity)
-
-    def relu6_bytes(spec: M.ModuleSpec) -> int:
+def model_bytes(specs: Sequence[M.ModuleSpec]) -> int:
+    """About how many bytes one model of ``specs`` takes on disk, NNP and ONNX together: float32
+    parameters twice, one activation-sized constant per ReLU6 (nnabla's ONNX exporter writes
+    one; h-swish and h-sigmoid contain one), plus a few KiB of graph per module (arithmetic, no
+    model built)."""
+    total = 0
+    for spec in specs:
         leaves = spec.leaves() if spec.name in M.BLOCK_TYPES else [spec]
-        return sum(4 * M._numel(leaf.input_shape) for leaf in leaves
-                   if leaf.name in ("ReLU6", "Hswish", "Hsigmoid"))
+        relu6 = sum(4 * M._numel(leaf.input_shape) for leaf in leaves
+                    if leaf.name in ("ReLU6", "Hswish", "Hsigmoid"))
+        total += 8 * M.cost(spec)["params"] + relu6 + 8192
+    return total
 
-    return len(specs), sum(8 * M.cost(s)["params"] + relu6_bytes(s) + 8192 for s in specs)
+
+def estimate_output(space_path: Path, granularity: str = "block") -> Tuple[int, int]:
+    """``(modules, bytes)`` that :func:`generate` would write (see :func:`model_bytes`)."""
+    specs = A.candidate_modules(load_space(space_path), granularity)
+    return len(specs), sum(model_bytes([s]) for s in specs)
+
+
+def check_output_size(where: str, what: str, size: int, force: bool) -> None:
+    """Refuse to write more than :data:`MAX_OUTPUT_BYTES` unless ``force`` (``what``: e.g. "12 modules")."""
+    if size > MAX_OUTPUT_BYTES and not force:
+        raise ManifestError(f"{where}: {what} would write about {size / 2**30:.1f} GiB "
+                            f"(more than {MAX_OUTPUT_BYTES / 2**30:.0f} GiB); shrink it or pass --force")
 
 
 def generate(space_path: Path, out_dir: Path, granularity: str = "block",
@@ -120,9 +132,7 @@ def generate(space_path: Path, out_dir: Path, granularity: str = "block",
     """
     from profiler.models.build import ModelTask
     n, size = estimate_output(space_path, granularity)
-    if size > MAX_OUTPUT_BYTES and not force:
-        raise ManifestError(f"{space_path}: {n} modules would write about {size / 2**30:.1f} GiB "
-                            f"(more than {MAX_OUTPUT_BYTES / 2**30:.0f} GiB); shrink the space or pass --force")
+    check_output_size(str(space_path), f"{n} modules", size, force)
     space, _ = load_checked(space_path)
     prepare_out_dir(out_dir, "modules")
     specs = A.candidate_modules(space, granularity)

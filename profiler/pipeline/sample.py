@@ -13,7 +13,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from profiler.space import arch as A
 from profiler.space import modules as M
-from profiler.pipeline.generate import Progress, generator_info, load_checked, space_info, write_models_checked
+from profiler.pipeline.generate import (Progress, check_output_size, generator_info, load_checked, model_bytes,
+                                       space_info, write_models_checked)
 from profiler.files import write_json
 from profiler.models.manifest import files_digest, files_intact, prepare_out_dir, read_manifest, write_manifest
 from profiler.errors import ManifestError
@@ -35,10 +36,21 @@ def network_entry(a: A.Architecture, pos: Sequence[A.Position], files: Dict[str,
             "module_uids": {g: M.module_uids(blocks, g) for g in M.GRANULARITIES}, **cost}
 
 
+def networks_bytes(pos: Sequence[A.Position], archs: Sequence[A.Architecture]) -> int:
+    """About how many bytes the models of ``archs`` take (see :func:`model_bytes`)."""
+    return sum(model_bytes([b for b in A.blocks_of(pos, a.choices) if b is not None]) for a in archs)
+
+
+def estimate_sample(space_path: Path, num: int, seed: int, strategy: str = A.DEFAULT_STRATEGY) -> int:
+    """Bytes :func:`sample` would write for these arguments (arithmetic, no model built)."""
+    _, pos = load_checked(space_path)
+    return networks_bytes(pos, A.sample(pos, num, seed, strategy=strategy, with_extremes=True))
+
+
 def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Optional[Path] = None,
            granularity: Optional[str] = None, key: str = "Forward Propagate", stat: str = "Median_Time",
            on_progress: Optional[Progress] = None, jobs: Optional[int] = None,
-           strategy: str = A.DEFAULT_STRATEGY) -> Path:
+           strategy: str = A.DEFAULT_STRATEGY, force: bool = False) -> Path:
     """Draw ``num`` networks, write their models and ``manifest.json`` (+ ``accum.json``).
 
     ``strategy`` is ``spread`` (default) or ``uniform`` (see :func:`profiler.space.arch.sample`);
@@ -57,6 +69,8 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
     if num > distinct:
         raise ManifestError(f"--num {num}: space {space.name!r} has only {distinct} distinct networks; "
                             f"sample at most {distinct}")
+    archs = A.sample(pos, num, seed, strategy=strategy, with_extremes=True)
+    check_output_size(str(space_path), f"{num} networks", networks_bytes(pos, archs), force)
     prepare_out_dir(out_dir, "networks")
     table = None
     if table_path is not None:
@@ -64,7 +78,6 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
         table = LatencyTable.load(table_path)
         granularity = granularity or table.meta.get("granularity") or "block"
     granularity = granularity or "block"
-    archs = A.sample(pos, num, seed, strategy=strategy, with_extremes=True)
     if table is not None:  # fail before building anything if a module is not in the table
         probe = [{"uid": a.arch_id,
                   "module_uids": {granularity: M.module_uids(A.blocks_of(pos, a.choices), granularity)}}

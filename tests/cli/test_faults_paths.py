@@ -53,3 +53,16 @@ def test_generate_refuses_a_huge_output_without_force(tmp_path):
     one_line_error(proc, "GiB", "--force")
     assert "about" in proc.stderr.splitlines()[0]  # the estimate is printed first
     assert not (tmp_path / "m").exists()
+
+
+def test_sample_refuses_a_huge_output_without_force(tmp_path):
+    from tests.cli.faults import write_space
+    huge = write_space(tmp_path / "H.json", name="huge", input_shape=[3, 224, 224],
+                       candidates=[{"expand_ratio": 6, "kernel": 7}, {"expand_ratio": 6, "kernel": 5}],
+                       layers=[{"type": "ConvBNReLU", "out_channels": 1000, "kernel": 3, "stride": 1},
+                               {"type": "ChoiceStage", "out_channels": 1000, "blocks": 64, "stride": 1},
+                               {"type": "GlobalAvgPool"}, {"type": "Linear", "out_features": 4}])
+    proc = cli("sample", "--space", huge, "--num", "2", "--out", tmp_path / "n", "-q")
+    one_line_error(proc, "2 networks", "GiB", "--force")
+    assert "about" in proc.stderr.splitlines()[0]  # the estimate is printed first
+    assert not (tmp_path / "n").exists()

@@ -21,7 +21,8 @@ from .harness import AdbServer, Phone
 
 @pytest.fixture(autouse=True)
 def _no_stray_adb(monkeypatch):
-    """adbutils runs ``adb start-server`` when no server answers: make that a no-op here."""
+    """adbutils runs ``adb start-server`` when no server answers (the profiler's NoSpawnClient
+    never lets it; other clients here might): make that a no-op."""
     monkeypatch.setenv("ADBUTILS_ADB_PATH", shutil.which("false") or "/bin/false")
     monkeypatch.delenv("ANDROID_SERIAL", raising=False)
 

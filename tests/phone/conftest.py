@@ -19,7 +19,8 @@ PHONE_PROPS = {"ro.product.model": "SM-S911B", "ro.soc.model": "SM8550"}
 
 @pytest.fixture(autouse=True)
 def _never_start_a_real_adb(monkeypatch):
-    """adbutils runs ``adb start-server`` when no server answers; make that a no-op here."""
+    """adbutils runs ``adb start-server`` when no server answers (the profiler's NoSpawnClient
+    never lets it; other clients here might): make that a no-op."""
     monkeypatch.setenv("ADBUTILS_ADB_PATH", shutil.which("false") or "/bin/false")
     monkeypatch.delenv("ANDROID_SERIAL", raising=False)
     monkeypatch.delenv("SNPE_ROOT", raising=False)

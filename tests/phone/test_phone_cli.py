@@ -84,9 +84,10 @@ def test_devices_command(phones, capsys):
     assert main(["devices", "--adb-port", str(phones.port)]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ["SERIAL", "STATE", "MODEL", "SOC", "ANDROID-SDK", "ABI"]
-    assert lines[1].split() == [SERIAL_A, "device", "SM-S911B", "SM8550", "33", "arm64-v8a"]
-    assert lines[3].split() == ["LOCKED9", "unauthorized", "-", "-", "-", "-"]
+    server = f"127.0.0.1:{phones.port}"
+    assert lines[0].split() == ["SERIAL", "STATE", "MODEL", "SOC", "ANDROID-SDK", "ABI", "ADB-SERVER"]
+    assert lines[1].split() == [SERIAL_A, "device", "SM-S911B", "SM8550", "33", "arm64-v8a", server]
+    assert lines[3].split() == ["LOCKED9", "unauthorized", "-", "-", "-", "-", server]
     assert "LOCKED9 is unauthorized: unlock the phone" in err
     for serial in (SERIAL_A, SERIAL_B, "LOCKED9"):
         phones.vanish(serial)
@@ -121,7 +122,10 @@ def test_phone_options_reach_the_config_for_bench_and_run(tmp_path):
     defaults = phone_config(build_parser().parse_args(["bench", "--models", "m", "--out", "o", "--target", "phone"]))
     assert (defaults.runs, defaults.perf_profile, defaults.profiling_level) == (10, "sustained_high_performance",
                                                                               "detailed")
-    assert defaults.quantize.bias_bitwidth == 32 and defaults.devices is None
+    assert defaults.quantize.bias_bitwidth == 32 and defaults.devices is None and defaults.adb_servers == ()
+    multi = phone_config(build_parser().parse_args(["bench", "--models", "m", "--out", "o", "--target", "phone",
+                                                    "--adb-server", "127.0.0.1:15037", "--adb-server", "h2:5037"]))
+    assert multi.adb_servers == ("127.0.0.1:15037", "h2:5037")
 
 
 def test_import_snpe_bench_csv_and_json_to_table(tmp_path, capsys):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import adbutils
+from adbutils._adb import AdbConnection
 from adbutils.errors import AdbError, AdbTimeout
 
 from profiler.files import file_digest
@@ -41,7 +42,7 @@ GOVERNOR_PATH = "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"
 # What adbutils lets escape when a connection is refused, cut or garbled: its own errors,
 # socket errors (OSError, incl. timeouts), short reads (EOFError, struct.error), the asserts
 # in Sync.stat, int() on a truncated exit-code marker (ValueError), and the subprocess it
-# spawns for "adb start-server" when no server answers.
+# spawns for "adb start-server" (NoSpawnClient below never lets it).
 _ADB_FAILURES = (AdbError, OSError, EOFError, struct.error, AssertionError, ValueError,
                  subprocess.SubprocessError)
 
@@ -69,21 +70,55 @@ def _short(err: BaseException) -> str:
 
 # --------------------------------------------------------------------------- client, listing
 
+class _NoSpawnConnection(AdbConnection):
+    """adbutils' connection without its fallback: on a refused connection ``AdbConnection``
+    runs ``adb start-server`` (no ``-P``: a daemon on $ANDROID_ADB_SERVER_PORT or 5037, whatever
+    port was asked) and leaves it running. Here a refused connection is just an error."""
+
+    def _safe_connect(self):
+        return self._create_socket()
+
+
+class NoSpawnClient(adbutils.AdbClient):
+    """An ``AdbClient`` that never starts an adb server (see :class:`_NoSpawnConnection`)."""
+
+    def __init__(self, host: Optional[str] = None, port: Optional[int] = None,
+                 socket_timeout: Optional[float] = None):
+        super().__init__(host=host, port=port, socket_timeout=socket_timeout)
+        self._timeout = socket_timeout
+
+    def make_connection(self, timeout: Optional[float] = None) -> AdbConnection:
+        timeout = timeout or self._timeout
+        try:
+            conn = _NoSpawnConnection(self.host, self.port)
+        except TimeoutError:
+            raise AdbTimeout("connect to adb server timeout") from None
+        if timeout:
+            conn.conn.settimeout(timeout)
+        return conn
+
+
+def no_server_hint(host: str, port: int) -> str:
+    """What to do when nothing answers at ``host:port`` (pure)."""
+    if is_loopback(host):
+        return (f"start one with 'adb -P {port} start-server' (or, for phones on another host, "
+                f"open the SSH tunnel to it: docs/phones.md)")
+    return f"start 'adb -P {port} nodaemon server' on {host} or use an SSH tunnel (docs/phones.md)"
+
+
 def open_client(host: Optional[str] = None, port: Optional[int] = None,
                 socket_timeout: Optional[float] = 60.0) -> adbutils.AdbClient:
-    """An ``AdbClient`` whose server answered ``host:version``.
+    """An adbutils client whose server answered ``host:version``; never starts a server.
 
     ``host``/``port`` default to ``$ANDROID_ADB_SERVER_HOST``/``$ANDROID_ADB_SERVER_PORT``
-    (else 127.0.0.1:5037). Note: when nothing listens there, adbutils itself runs
-    ``adb start-server`` once (its bundled or ``$ADBUTILS_ADB_PATH`` adb) before giving up.
+    (else 127.0.0.1:5037).
     """
-    client = adbutils.AdbClient(host=host, port=port, socket_timeout=socket_timeout)
+    client = NoSpawnClient(host=host, port=port, socket_timeout=socket_timeout)
     try:
         client.server_version()
     except _ADB_FAILURES as e:
-        raise DeviceError(f"adb server at {client.host}:{client.port} not reachable ({_short(e)}); "
-                          "start it with 'adb start-server' or set ANDROID_ADB_SERVER_HOST/"
-                          "ANDROID_ADB_SERVER_PORT") from e
+        raise DeviceError(f"no adb server at {client.host}:{client.port} ({_short(e)}): "
+                          f"{no_server_hint(client.host, client.port)}") from e
     return client
 
 
@@ -120,6 +155,17 @@ def is_loopback(host: Optional[str]) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def remote_servers_warning(servers: Sequence["tuple[Optional[str], Optional[int]]"]) -> Optional[str]:
+    """One warning line when some adb servers are not on loopback, else None (pure)."""
+    remote = [f"{h}:{p}" for h, p in servers if not is_loopback(h)]
+    if not remote:
+        return None
+    return (f"warning: adb server {', '.join(remote)} is not a loopback address: an adb server open to "
+            "the network lets anyone who reaches it run shell commands and install apps on its phones, "
+            "with no authentication; prefer an SSH tunnel and --adb-server 127.0.0.1:PORT (docs/phones.md, "
+            "'Phones on several hosts')")
 
 
 def server_name(client: adbutils.AdbClient) -> str:
@@ -201,8 +247,8 @@ def list_devices(client: adbutils.AdbClient) -> List[DeviceInfo]:
     """Every device adb lists; getprop details for those in state ``device``."""
     infos = _adb_list(client)
     if infos is None:
-        raise DeviceError(f"adb server at {client.host}:{client.port} not reachable; start it "
-                          "with 'adb start-server'")
+        raise DeviceError(f"no adb server at {client.host}:{client.port}: "
+                          f"{no_server_hint(client.host, client.port)}")
     out = []
     for info in infos:
         if info.state != "device":
@@ -222,8 +268,8 @@ def open_session(client: adbutils.AdbClient, serial: str,
     """A session for ``serial`` after checking adb lists it in state ``device``."""
     infos = _adb_list(client)
     if infos is None:
-        raise DeviceError(f"device {serial}: adb server at {client.host}:{client.port} not "
-                          "reachable; start it with 'adb start-server'")
+        raise DeviceError(f"device {serial}: no adb server at {client.host}:{client.port}: "
+                          f"{no_server_hint(client.host, client.port)}")
     states = {i.serial: i.state for i in infos}
     if serial not in states:
         raise DeviceError(f"device {serial} not found ({describe_listing(infos)}); plug it in, "
@@ -329,7 +375,7 @@ class DeviceSession:
         if infos is None:
             return DeviceError(f"device {self.serial}: {what} failed: adb server at "
                                f"{self.client.host}:{self.client.port} not reachable "
-                               f"({_short(err)}); restart it with 'adb start-server'")
+                               f"({_short(err)}); {no_server_hint(self.client.host, self.client.port)}")
         states = {i.serial: i.state for i in infos}
         if self.serial not in states:
             return DeviceError(f"device {self.serial}: disconnected during {what} ({listing}); "
