@@ -52,9 +52,15 @@ def build_spec(spec: M.ModuleSpec, x: Any, scope: str) -> Any:
     with nn.parameter_scope(scope):
         if spec.name in M.BLOCK_TYPES:
             h = x
+            gate_input = None
             leaves = spec.leaves()
             chain = [leaf for leaf in leaves if leaf.name != "Add2"]
             for i, leaf in enumerate(chain):
+                if leaf.name == "GlobalAvgPool":     # a block's squeeze-and-excitation starts
+                    gate_input = h
+                if leaf.name == "Mul2":              # ... and ends: features times the gate
+                    h = F.mul2(gate_input, h)
+                    continue
                 h = build_spec(leaf, h, f"l{i}")
             if len(chain) < len(leaves):        # the residual add (Add2 leaf), applied last
                 h = F.add2(h, x)
@@ -68,6 +74,12 @@ def build_spec(spec: M.ModuleSpec, x: Any, scope: str) -> Any:
                                           decay_rate=spec.attr("decay_rate"))
         if spec.name == "ReLU6":
             return F.relu6(x)
+        if spec.name == "ReLU":
+            return F.relu(x)
+        if spec.name == "Hswish":                   # as nnabla-nas's Mo.Hswish computes it
+            return x * F.relu6(x + 3.0) / 6.0
+        if spec.name == "Hsigmoid":                 # as nnabla-nas's Mo.Hsigmoid computes it
+            return F.relu6(x + 3.0) / 6.0
         if spec.name == "GlobalAvgPool":
             return F.global_average_pooling(x)
         if spec.name == "Linear":
@@ -91,7 +103,8 @@ def build_graph(blocks: Sequence[Optional[M.ModuleSpec]], seed_text: str) -> Tup
     """Build a fresh graph of ``blocks`` (``None`` = identity) on a batch-1 input.
 
     Returns ``(input variables, output variable)``; global parameters are reset first.
-    A standalone ``Add2`` leaf is the one module with two inputs (``x0 + x1``).
+    Standalone ``Add2`` (``x0 + x1``) and ``Mul2`` (``x0 * x1``, the second a broadcast
+    ``[n,c,1,1]`` gate) leaves are the modules with two inputs.
     """
     import numpy as np
     nn, _, _ = _nnabla()
@@ -100,12 +113,13 @@ def build_graph(blocks: Sequence[Optional[M.ModuleSpec]], seed_text: str) -> Tup
     seed = _seed(seed_text)
     nnabla.random.prng = np.random.RandomState(seed)
     first = next(b for b in blocks if b is not None)
-    if first.name == "Add2":
+    if first.name in M.TWO_INPUT_LEAVES:
         if len([b for b in blocks if b is not None]) != 1:
-            raise ValueError("an Add2 leaf is built only as a module of its own")
+            raise ValueError(f"a {first.name} leaf is built only as a module of its own")
         _, F, _ = _nnabla()
         xs = [nn.Variable(s) for s in first.input_shapes]
-        return xs, F.add2(xs[0], xs[1])
+        op = F.add2 if first.name == "Add2" else F.mul2
+        return xs, op(xs[0], xs[1])
     x = nn.Variable(first.input_shape)
     h = x
     for i, b in enumerate(blocks):

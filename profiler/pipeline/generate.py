@@ -98,11 +98,13 @@ def generator_info() -> Dict[str, Any]:
 def model_bytes(specs: Sequence[M.ModuleSpec]) -> int:
     """About how many bytes one model of ``specs`` takes on disk, NNP and ONNX together: float32
     parameters twice, one activation-sized constant per ReLU6 (nnabla's ONNX exporter writes
-    one), plus a few KiB of graph per module (arithmetic, no model built)."""
+    one; h-swish and h-sigmoid contain one), plus a few KiB of graph per module (arithmetic, no
+    model built)."""
     total = 0
     for spec in specs:
         leaves = spec.leaves() if spec.name in M.BLOCK_TYPES else [spec]
-        relu6 = sum(4 * M._numel(leaf.input_shape) for leaf in leaves if leaf.name == "ReLU6")
+        relu6 = sum(4 * M._numel(leaf.input_shape) for leaf in leaves
+                    if leaf.name in ("ReLU6", "Hswish", "Hsigmoid"))
         total += 8 * M.cost(spec)["params"] + relu6 + 8192
     return total
 

@@ -21,6 +21,14 @@ Two granularities are offered (see docs/design.md):
   (with its residual add), ``GlobalAvgPool``, ``Linear``.
 * ``leaf``: nnabla-nas's (and the original profiler's) leaf layers: ``Conv``,
   ``BatchNormalization``, ``ReLU6``, ``Add2`` (residual adds), ``GlobalAvgPool``, ``Linear``.
+
+MobileNetV3 / OFA blocks (``ConvBNAct``, ``MBConv``) add the leaves nnabla-nas's OFA modules
+print: ``ReLU[inplace=...]`` (``True`` inside MBConv, ``False`` in ``ConvLayer`` and in the
+SE module, as nnabla-nas builds them), ``Hswish[]``, ``Hsigmoid[]`` and bias convolutions.
+nnabla-nas's ``SEModule`` computes its squeeze (a mean) and its gating product in ``call``,
+not in modules, so here they are leaves in this project's style: ``GlobalAvgPool`` and
+``Mul2`` (two inputs: the features and the ``[n,c,1,1]`` gate). OFA's residual add (done in
+its ``ResidualBlock.call``) is an ``Add2`` leaf, listed last.
 """
 
 from __future__ import annotations
@@ -32,7 +40,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 Shape = Tuple[int, ...]
 GRANULARITIES = ("block", "leaf")
-BLOCK_TYPES = ("ConvBNReLU", "InvertedResidual")
+BLOCK_TYPES = ("ConvBNReLU", "InvertedResidual", "ConvBNAct", "MBConv")
+ACTIVATIONS = ("relu", "relu6", "hswish")
+TWO_INPUT_LEAVES = ("Add2", "Mul2")
+SE_REDUCTION = 4
 
 
 def _fmt(value: Any) -> str:
@@ -105,11 +116,13 @@ def _pair_or_none(v: Any) -> Optional[Tuple[int, int]]:
 
 
 def conv(in_ch: int, out_ch: int, kernel: int, stride: int, shape: Shape,
-         pad: Any = None, group: int = 1, with_bias: bool = False) -> ModuleSpec:
-    """A convolution leaf. ``pad`` is kept as given (``None`` prints ``pad=None``, as
-    nnabla-nas's ``Mo.Conv`` does when built without a pad); ints become pairs."""
+         pad: Any = None, group: int = 1, with_bias: bool = False,
+         dilation: Any = None) -> ModuleSpec:
+    """A convolution leaf. ``pad`` and ``dilation`` are kept as given (``None`` prints
+    ``pad=None``, as nnabla-nas's ``Mo.Conv`` does when built without a pad; its OFA
+    ``ConvLayer`` passes ``dilation=(1, 1)``); ints become pairs."""
     attrs = (("in_channels", in_ch), ("out_channels", out_ch), ("kernel", _pair(kernel)),
-             ("stride", _pair(stride)), ("pad", _pair_or_none(pad)), ("dilation", None),
+             ("stride", _pair(stride)), ("pad", _pair_or_none(pad)), ("dilation", _pair_or_none(dilation)),
              ("base_axis", 1), ("group", group), ("with_bias", with_bias),
              ("fix_parameters", False), ("channel_last", False))
     return ModuleSpec("Conv", attrs, (tuple(shape),))
@@ -135,6 +148,44 @@ def linear(in_features: int, out_features: int, shape: Shape) -> ModuleSpec:
     return ModuleSpec("Linear", attrs, (tuple(shape),))
 
 
+def relu(shape: Shape, inplace: bool = False) -> ModuleSpec:
+    """nnabla-nas's ``Mo.ReLU`` prints its ``inplace`` flag."""
+    return ModuleSpec("ReLU", (("inplace", inplace),), (tuple(shape),))
+
+
+def hswish(shape: Shape) -> ModuleSpec:
+    """h-swish, ``x * relu6(x + 3) / 6`` (nnabla-nas's ``Mo.Hswish``)."""
+    return ModuleSpec("Hswish", (), (tuple(shape),))
+
+
+def hsigmoid(shape: Shape) -> ModuleSpec:
+    """h-sigmoid, ``relu6(x + 3) / 6`` (nnabla-nas's ``Mo.Hsigmoid``)."""
+    return ModuleSpec("Hsigmoid", (), (tuple(shape),))
+
+
+def mul2(shape: Shape, gate_shape: Shape) -> ModuleSpec:
+    """The squeeze-and-excitation product: features times a broadcast ``[n,c,1,1]`` gate."""
+    return ModuleSpec("Mul2", (), (tuple(shape), tuple(gate_shape)))
+
+
+def activation(act: str, shape: Shape, inplace: bool = False) -> ModuleSpec:
+    """The leaf of activation ``act`` ("relu", "relu6" or "hswish")."""
+    if act == "relu":
+        return relu(shape, inplace)
+    if act == "relu6":
+        return relu6(shape)
+    if act == "hswish":
+        return hswish(shape)
+    raise ValueError(f"unknown activation {act!r} (expected one of {ACTIVATIONS})")
+
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """The nearest multiple of ``divisor`` (at least ``divisor``), never more than 10% below
+    ``v`` (MobileNet/OFA channel rounding)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
 def add2(shape: Shape) -> ModuleSpec:
     """A residual add (nnabla-nas's ``Mo.Add2``): two inputs of one shape, no attributes."""
     return ModuleSpec("Add2", (), (tuple(shape), tuple(shape)))
@@ -155,6 +206,36 @@ def inverted_residual(in_ch: int, out_ch: int, kernel: int, stride: int, expand_
     return ModuleSpec("InvertedResidual", attrs, (tuple(shape),))
 
 
+def conv_bn_act(in_ch: int, out_ch: int, kernel: int, stride: int, shape: Shape, act: str,
+                bn: bool = True, bias: bool = False) -> ModuleSpec:
+    """OFA's ``ConvLayer``: convolution (padding kernel//2), optional BN, activation."""
+    attrs = (("in_channels", in_ch), ("out_channels", out_ch), ("kernel", _pair(kernel)),
+             ("stride", _pair(stride)), ("pad", _pair(kernel // 2)), ("bn", bn), ("bias", bias),
+             ("act", act))
+    return ModuleSpec("ConvBNAct", attrs, (tuple(shape),))
+
+
+def mb_conv(in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: int, act: str,
+            se: bool, shape: Shape) -> ModuleSpec:
+    """A MobileNetV3/OFA MBConv block; hidden channels ``make_divisible(in * expand)``."""
+    mid = in_ch if expand_ratio == 1 else make_divisible(round(in_ch * expand_ratio))
+    attrs = (("in_channels", in_ch), ("out_channels", out_ch), ("kernel", _pair(kernel)),
+             ("stride", _pair(stride)), ("expand_ratio", expand_ratio), ("mid_channels", mid),
+             ("act", act), ("se", se), ("residual", stride == 1 and in_ch == out_ch))
+    return ModuleSpec("MBConv", attrs, (tuple(shape),))
+
+
+def squeeze_excitation(channels: int, shape: Shape) -> List[ModuleSpec]:
+    """SE leaves on features of ``shape``: squeeze, reduce (bias), ReLU, expand (bias),
+    h-sigmoid, product; reduction 4 with ``make_divisible`` as in nnabla-nas's ``SEModule``."""
+    mid = make_divisible(channels // SE_REDUCTION)
+    pooled = (shape[0], channels, 1, 1)
+    reduce_ = conv(channels, mid, 1, 1, pooled, pad=0, with_bias=True)
+    expand = conv(mid, channels, 1, 1, reduce_.output_shape, pad=0, with_bias=True)
+    return [global_avg_pool(shape), reduce_, relu(reduce_.output_shape), expand,
+            hsigmoid(pooled), mul2(shape, pooled)]
+
+
 # --- shapes, leaves, cost ---------------------------------------------------------------
 
 def _conv_out(shape: Shape, out_ch: int, kernel: Tuple[int, int], stride: Tuple[int, int],
@@ -167,16 +248,16 @@ def _conv_out(shape: Shape, out_ch: int, kernel: Tuple[int, int], stride: Tuple[
 
 def output_shape(spec: ModuleSpec) -> Shape:
     shape = spec.input_shape
-    if spec.name in ("BatchNormalization", "ReLU6", "Add2"):
+    if spec.name in ("BatchNormalization", "ReLU6", "Add2", "ReLU", "Hswish", "Hsigmoid", "Mul2"):
         return shape
     if spec.name == "GlobalAvgPool":
         return (shape[0], shape[1], 1, 1)
     if spec.name == "Linear":
         return (shape[0], spec.attr("out_features"))
-    if spec.name in ("Conv", "ConvBNReLU"):
+    if spec.name in ("Conv", "ConvBNReLU", "ConvBNAct"):
         return _conv_out(shape, spec.attr("out_channels"), spec.attr("kernel"),
                          spec.attr("stride"), _pair(spec.attr("pad")))
-    if spec.name == "InvertedResidual":
+    if spec.name in ("InvertedResidual", "MBConv"):
         k = spec.attr("kernel")
         return _conv_out(shape, spec.attr("out_channels"), k, spec.attr("stride"),
                          (k[0] // 2, k[1] // 2))
@@ -209,16 +290,49 @@ def leaves_of(spec: ModuleSpec) -> List[ModuleSpec]:
             # Add2 before the convolutions); it runs last, on the block's input and output
             result.insert(0, add2(proj.output_shape))
         return result
+    if spec.name == "ConvBNAct":
+        c = conv(spec.attr("in_channels"), spec.attr("out_channels"), spec.attr("kernel"),
+                 spec.attr("stride"), spec.input_shape, pad=spec.attr("pad"),
+                 with_bias=spec.attr("bias"), dilation=1)
+        out = c.output_shape
+        bn = [batch_norm(spec.attr("out_channels"), out)] if spec.attr("bn") else []
+        return [c, *bn, activation(spec.attr("act"), out)]
+    if spec.name == "MBConv":
+        return _mb_conv_leaves(spec)
     return [spec]
+
+
+def _mb_conv_leaves(spec: ModuleSpec) -> List[ModuleSpec]:
+    """nnabla-nas's ``MBConvLayer`` order: expansion, depthwise (+ SE), projection; every
+    1x1 convolution there is built with ``pad=(0, 0)``, activations in place."""
+    cin, cout, mid = spec.attr("in_channels"), spec.attr("out_channels"), spec.attr("mid_channels")
+    k, s, act = spec.attr("kernel"), spec.attr("stride"), spec.attr("act")
+    shape = spec.input_shape
+    result: List[ModuleSpec] = []
+    if spec.attr("expand_ratio") != 1:
+        c = conv(cin, mid, 1, 1, shape, pad=0)
+        shape = c.output_shape
+        result += [c, batch_norm(mid, shape), activation(act, shape, inplace=True)]
+    dw = conv(mid, mid, k, s, shape, pad=(k[0] // 2, k[1] // 2), group=mid)
+    shape = dw.output_shape
+    result += [dw, batch_norm(mid, shape), activation(act, shape, inplace=True)]
+    if spec.attr("se"):
+        result += squeeze_excitation(mid, shape)
+    proj = conv(mid, cout, 1, 1, shape, pad=0)
+    result += [proj, batch_norm(cout, proj.output_shape)]
+    if spec.attr("residual"):
+        result.append(add2(proj.output_shape))
+    return result
 
 
 def cost(spec: ModuleSpec) -> Dict[str, int]:
     """Parameters, multiply-accumulates and floating point operations of one module.
 
     FLOPs count 2 per MAC plus one per element for BN (scale+shift counted as 2), ReLU6,
-    pooling and residual adds.
+    ReLU, h-swish, h-sigmoid, pooling, residual adds and SE products (an approximation for
+    the h-functions); convolution biases count as parameters.
     """
-    if spec.name in ("ConvBNReLU", "InvertedResidual"):
+    if spec.name in BLOCK_TYPES:
         total = {"params": 0, "macs": 0, "flops": 0}
         for leaf in spec.leaves():
             for k, v in cost(leaf).items():
@@ -230,11 +344,11 @@ def cost(spec: ModuleSpec) -> Dict[str, int]:
         kh, kw = spec.attr("kernel")
         cin_g = spec.attr("in_channels") // spec.attr("group")
         macs = _numel(out) * cin_g * kh * kw
-        params = spec.attr("out_channels") * cin_g * kh * kw
+        params = spec.attr("out_channels") * (cin_g * kh * kw + int(spec.attr("with_bias")))
         return {"params": params, "macs": macs, "flops": 2 * macs}
     if spec.name == "BatchNormalization":
         return {"params": 4 * spec.attr("n_features"), "macs": 0, "flops": 2 * _numel(shape)}
-    if spec.name in ("ReLU6", "GlobalAvgPool", "Add2"):
+    if spec.name in ("ReLU6", "GlobalAvgPool", "Add2", "ReLU", "Hswish", "Hsigmoid", "Mul2"):
         return {"params": 0, "macs": 0, "flops": _numel(shape)}
     if spec.name == "Linear":
         fin, fout = spec.attr("in_features"), spec.attr("out_features")

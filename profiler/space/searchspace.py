@@ -35,21 +35,30 @@ class FixedLayer:
     """A layer every architecture contains (stem, fixed block, head)."""
 
     type: str
-    params: Tuple[Tuple[str, int], ...]
+    params: Tuple[Tuple[str, Any], ...]
 
-    def get(self, key: str) -> int:
+    def get(self, key: str) -> Any:
         return dict(self.params)[key]
 
 
 @dataclass(frozen=True)
 class ChoiceStage:
-    """``blocks`` choice blocks; the first uses ``stride``, the others stride 1."""
+    """``blocks`` choice blocks; the first uses ``stride``, the others stride 1.
+
+    ``block`` is ``InvertedResidual`` (ReLU6, no SE) or ``MBConv`` (with ``act`` and ``se``).
+    ``depth`` (elastic depth) lists how many leading blocks an architecture may keep, the
+    trailing ones being skipped; empty means every block is present.
+    """
 
     out_channels: int
     blocks: int
     stride: int
     candidates: Tuple[Candidate, ...]
     skip_connect: bool
+    block: str = "InvertedResidual"
+    act: str = "relu6"
+    se: bool = False
+    depth: Tuple[int, ...] = ()
 
 
 Layer = Union[FixedLayer, ChoiceStage]
@@ -80,7 +89,9 @@ def _schema() -> Dict[str, Any]:
 
 _LAYER_DEFS = {
     "ConvBNReLU": "conv_bn_relu",
+    "ConvBNAct": "conv_bn_act",
     "InvertedResidual": "inverted_residual",
+    "MBConv": "mb_conv",
     "ChoiceStage": "choice_stage",
     "GlobalAvgPool": "global_avg_pool",
     "Linear": "linear",
@@ -124,15 +135,11 @@ def parse_document(doc: Dict[str, Any], source: str, sha256: str = "") -> Search
     for i, raw in enumerate(doc["layers"]):
         where = f"{source}: layers/{i}"
         kind = raw["type"]
-        if seen_pool and kind != "Linear":
-            raise SpaceError(f"{where}: {kind} after GlobalAvgPool; only Linear layers may follow it")
+        if seen_pool and kind != "Linear" and not _head_conv(raw):
+            raise SpaceError(f"{where}: {kind} after GlobalAvgPool; only Linear layers and 1x1 "
+                             f"stride-1 ConvBNAct layers may follow it")
         if kind == "ChoiceStage":
-            cands = raw.get("candidates")
-            cand_t = tuple(Candidate(c["expand_ratio"], c["kernel"]) for c in cands) if cands else default_cands
-            if len(set(cand_t)) != len(cand_t):
-                raise SpaceError(f"{where}/candidates: duplicate candidates")
-            layers.append(ChoiceStage(raw["out_channels"], raw["blocks"], raw["stride"], cand_t,
-                                      bool(raw.get("skip_connect", default_skip))))
+            layers.append(_choice_stage(raw, where, default_cands, default_skip))
         elif kind == "Linear":
             if not seen_pool:
                 raise SpaceError(f"{where}: Linear needs a GlobalAvgPool before it")
@@ -142,11 +149,48 @@ def parse_document(doc: Dict[str, Any], source: str, sha256: str = "") -> Search
             layers.append(FixedLayer(kind, ()))
         else:
             keys = [k for k in ("out_channels", "expand_ratio", "kernel", "stride") if k in raw]
-            layers.append(FixedLayer(kind, tuple((k, raw[k]) for k in keys)))
+            params = [(k, raw[k]) for k in keys]
+            if kind == "ConvBNAct":
+                params += [("act", raw["act"]), ("bn", bool(raw.get("bn", True))),
+                           ("bias", bool(raw.get("bias", False)))]
+            elif kind == "MBConv":
+                params += [("act", raw["act"]), ("se", bool(raw.get("se", False)))]
+            layers.append(FixedLayer(kind, tuple(params)))
     if not any(isinstance(layer, ChoiceStage) for layer in layers):
         raise SpaceError(f"{source}: layers: no ChoiceStage; a search space needs at least one choice")
     c, h, w = doc["input_shape"]
     return SearchSpace(doc["name"], (c, h, w), tuple(layers), source, sha256)
+
+
+def _head_conv(raw: Dict[str, Any]) -> bool:
+    """A 1x1, stride-1 ``ConvBNAct`` (MobileNetV3's feature-mix layer after the pool)."""
+    return raw["type"] == "ConvBNAct" and raw["kernel"] == 1 and raw["stride"] == 1
+
+
+def _choice_stage(raw: Dict[str, Any], where: str, default_cands: Tuple[Candidate, ...],
+                  default_skip: bool) -> ChoiceStage:
+    cands = raw.get("candidates")
+    cand_t = tuple(Candidate(c["expand_ratio"], c["kernel"]) for c in cands) if cands else default_cands
+    if len(set(cand_t)) != len(cand_t):
+        raise SpaceError(f"{where}/candidates: duplicate candidates")
+    block = raw.get("block", "InvertedResidual")
+    if block != "MBConv":
+        for key in ("act", "se"):
+            if key in raw:
+                raise SpaceError(f'{where}/{key}: only for MBConv stages (set "block": "MBConv")')
+    depth = tuple(sorted(raw.get("depth", ())))
+    skip = bool(raw.get("skip_connect", default_skip))
+    if depth:
+        if max(depth) != raw["blocks"]:
+            raise SpaceError(f"{where}/depth: the largest depth must equal blocks ({raw['blocks']}), "
+                             f"not {max(depth)}")
+        if raw.get("skip_connect") is True:
+            raise SpaceError(f"{where}/skip_connect: cannot be combined with depth; elastic depth "
+                             f"already skips the trailing blocks")
+        skip = False
+    act = raw.get("act", "relu" if block == "MBConv" else "relu6")
+    return ChoiceStage(raw["out_channels"], raw["blocks"], raw["stride"], cand_t, skip, block,
+                       act, bool(raw.get("se", False)), depth)
 
 
 def read_document(path: Union[str, Path]) -> Tuple[Dict[str, Any], bytes, bool]:

@@ -23,8 +23,16 @@ def _kind(entry: dict) -> str:
     attrs = entry["attrs"]
     if entry["name"] == "InvertedResidual":
         return f"IR(e1={attrs['expand_ratio'] == 1},res={attrs['residual']},s={attrs['stride'][0]})"
+    if entry["name"] == "MBConv":
+        return (f"MB(e1={attrs['expand_ratio'] == 1},res={attrs['residual']},s={attrs['stride'][0]},"
+                f"act={attrs['act']},se={attrs['se']})")
+    if entry["name"] == "ConvBNAct":
+        return f"ConvBNAct(bn={attrs['bn']},act={attrs['act']},k={attrs['kernel'][0]})"
     if entry["name"] == "Conv":
-        return f"Conv(dw={attrs['group'] > 1},k={attrs['kernel'][0]},pad={attrs['pad'] is not None})"
+        return (f"Conv(dw={attrs['group'] > 1},k={attrs['kernel'][0]},pad={attrs['pad'] is not None},"
+                f"bias={attrs['with_bias']})")
+    if entry["name"] == "ReLU":
+        return f"ReLU(inplace={attrs['inplace']})"
     return entry["name"]
 
 
@@ -50,15 +58,26 @@ def _run_both(doc: dict, entry: dict) -> tuple:
     return y_ort, y.d.copy()
 
 
-@pytest.mark.parametrize("fixture", ["cifar_blocks", "cifar_leaves"])
+MIN_KINDS = {"cifar_blocks": 7, "cifar_leaves": 10, "ofa_blocks": 12, "ofa_leaves": 14}
+
+
+@pytest.mark.parametrize("fixture", ["cifar_blocks", "cifar_leaves", "ofa_blocks", "ofa_leaves"])
 def test_onnx_and_nnabla_agree_for_every_module_type(fixture, request):
     doc = read_manifest(request.getfixturevalue(fixture))
     reps = {}
     for e in doc["entries"]:
         reps.setdefault(_kind(e), e)
-    assert len(reps) >= (7 if fixture == "cifar_blocks" else 10), sorted(reps)
+    assert len(reps) >= MIN_KINDS[fixture], sorted(reps)
     if fixture == "cifar_leaves":
-        assert {"Add2", "Linear", "Conv(dw=False,k=1,pad=False)", "Conv(dw=False,k=1,pad=True)"} <= set(reps)
+        assert {"Add2", "Linear", "Conv(dw=False,k=1,pad=False,bias=False)",
+                "Conv(dw=False,k=1,pad=True,bias=False)"} <= set(reps)
+    if fixture == "ofa_blocks":   # every MBConv variant of the OFA space and both head convs
+        assert {"MB(e1=True,res=True,s=1,act=relu,se=False)", "MB(e1=False,res=False,s=2,act=relu,se=True)",
+                "MB(e1=False,res=True,s=1,act=hswish,se=True)", "MB(e1=False,res=True,s=1,act=hswish,se=False)",
+                "ConvBNAct(bn=False,act=hswish,k=1)", "ConvBNAct(bn=True,act=hswish,k=3)"} <= set(reps)
+    if fixture == "ofa_leaves":   # SE and h-swish leaves
+        assert {"Hswish", "Hsigmoid", "Mul2", "ReLU(inplace=True)", "ReLU(inplace=False)",
+                "Conv(dw=False,k=1,pad=True,bias=True)", "GlobalAvgPool", "Add2"} <= set(reps)
     for kind, e in sorted(reps.items()):
         y_ort, y_nn = _run_both(doc, e)
         assert y_ort.shape == tuple(e["output_shape"]) or y_ort.size == np.prod(e["output_shape"]), kind
