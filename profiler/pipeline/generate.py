@@ -37,10 +37,15 @@ def load_checked(space_path: Path) -> Tuple[SearchSpace, List[A.Position]]:
     (``profiler run`` generates and samples the same space: the supernet is built once)."""
     space = load_space(space_path)
     pos = A.positions(space)
+    check_once(space, pos)
+    return space, pos
+
+
+def check_once(space: SearchSpace, pos: Sequence[A.Position]) -> None:
+    """Cross-check the shapes of ``space`` (builds every option once per process and space)."""
     if space.sha256 not in _CHECKED or not space.sha256:
         check_shapes(pos)
         _CHECKED.add(space.sha256)
-    return space, pos
 
 
 def _previous(out_dir: Path) -> Dict[str, Dict[str, Any]]:

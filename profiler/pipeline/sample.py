@@ -16,11 +16,12 @@ from typing import Any, Dict, Optional, Sequence
 
 from profiler.space import arch as A
 from profiler.space import modules as M
-from profiler.pipeline.generate import (Progress, check_output_size, generator_info, load_checked, model_bytes,
+from profiler.pipeline.generate import (Progress, check_once, check_output_size, generator_info, model_bytes,
                                        space_info, write_models_checked)
 from profiler.files import write_json
 from profiler.models.manifest import files_digest, files_intact, prepare_out_dir, read_manifest, write_manifest
 from profiler.errors import ManifestError
+from profiler.space.searchspace import load_space
 from profiler.keys import TOTAL_INFERENCE
 from profiler.table.accumulate import accumulate, constant
 
@@ -70,7 +71,7 @@ def networks_bytes(pos: Sequence[A.Position], archs: Sequence[A.Architecture]) -
 
 def estimate_sample(space_path: Path, num: int, seed: int, strategy: str = A.DEFAULT_STRATEGY) -> int:
     """Bytes :func:`sample` would write for these arguments (arithmetic, no model built)."""
-    _, pos = load_checked(space_path)
+    pos = A.positions(load_space(space_path))  # arithmetic only: no shape check, no model built
     return networks_bytes(pos, A.sample(pos, num, seed, strategy=strategy, with_extremes=True))
 
 
@@ -84,7 +85,8 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
     the space's extreme architectures always come first (``"extreme"`` in their entries).
     Models are written by ``jobs`` processes (default: one per CPU)."""
     from profiler.models.build import ModelTask
-    space, pos = load_checked(space_path)
+    space = load_space(space_path)
+    pos = A.positions(space)
     if strategy not in A.STRATEGIES:
         raise ManifestError(f"unknown sampling strategy {strategy!r}; use one of {', '.join(A.STRATEGIES)}")
     if num < 1:
@@ -98,6 +100,7 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
                             f"sample at most {distinct}")
     archs = A.sample(pos, num, seed, strategy=strategy, with_extremes=True)
     check_output_size(str(space_path), f"{num} networks", networks_bytes(pos, archs), force)
+    check_once(space, pos)  # before anything is written
     prepare_out_dir(out_dir, "networks")
     table = None
     if table_path is not None:
