@@ -168,6 +168,16 @@ class ScaleBias(_Params):
                            {"scale": float(self.scale_), "bias": float(self.bias_), "robust": bool(self.robust)})
 
 
+def _xy(X: np.ndarray, y: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` of a multi-feature fit, checked: one target per row, at least 2 samples."""
+    y = _vector(y, "y")
+    if X.shape[0] != y.size:
+        raise ValueError(f"X and y differ in length ({X.shape[0]} != {y.size})")
+    if y.size < 2:
+        raise ValueError(f"need at least 2 samples, got {y.size}")
+    return X, y
+
+
 class PerOpScale(_Params):
     """``y = sum_t coef_[t] * X[:, t] + bias_`` with ``coef_ >= 0`` (one scale per op type).
 
@@ -197,12 +207,7 @@ class PerOpScale(_Params):
         return X
 
     def fit(self, X: Any, y: Any) -> "PerOpScale":
-        X = self._matrix(X)
-        y = _vector(y, "y")
-        if X.shape[0] != y.size:
-            raise ValueError(f"X and y differ in length ({X.shape[0]} != {y.size})")
-        if y.size < 2:
-            raise ValueError(f"need at least 2 samples, got {y.size}")
+        X, y = _xy(self._matrix(X), y)
         from sklearn.linear_model import LinearRegression
         model = LinearRegression(positive=True).fit(X, y)
         self.coef_ = np.asarray(model.coef_, dtype=float)
@@ -262,12 +267,7 @@ class OverheadModel(_Params):
         return X
 
     def fit(self, X: Any, y: Any) -> "OverheadModel":
-        X = self._matrix(X)
-        y = _vector(y, "y")
-        if X.shape[0] != y.size:
-            raise ValueError(f"X and y differ in length ({X.shape[0]} != {y.size})")
-        if y.size < 2:
-            raise ValueError(f"need at least 2 samples, got {y.size}")
+        X, y = _xy(self._matrix(X), y)
         from scipy.optimize import nnls
         A = np.hstack([X, np.ones((y.size, 1))])
         norm = np.linalg.norm(A, axis=0)

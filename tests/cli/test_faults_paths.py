@@ -42,13 +42,17 @@ def test_fit_out_is_a_directory(tiny, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_generate_refuses_a_huge_output_without_force(tmp_path):
+def _huge_space(path, candidates):
+    """64 choice blocks x 1000 channels at 224x224: gigabytes of models."""
     from tests.cli.faults import write_space
-    huge = write_space(tmp_path / "H.json", name="huge", input_shape=[3, 224, 224],
-                       candidates=[{"expand_ratio": 1, "kernel": 3}, {"expand_ratio": 6, "kernel": 7}],
+    return write_space(path, name="huge", input_shape=[3, 224, 224], candidates=candidates,
                        layers=[{"type": "ConvBNReLU", "out_channels": 1000, "kernel": 3, "stride": 1},
                                {"type": "ChoiceStage", "out_channels": 1000, "blocks": 64, "stride": 1},
                                {"type": "GlobalAvgPool"}, {"type": "Linear", "out_features": 4}])
+
+
+def test_generate_refuses_a_huge_output_without_force(tmp_path):
+    huge = _huge_space(tmp_path / "H.json", [{"expand_ratio": 1, "kernel": 3}, {"expand_ratio": 6, "kernel": 7}])
     proc = cli("generate", "--space", huge, "--out", tmp_path / "m", "-q")
     one_line_error(proc, "GiB", "--force")
     assert "about" in proc.stderr.splitlines()[0]  # the estimate is printed first
@@ -56,12 +60,7 @@ def test_generate_refuses_a_huge_output_without_force(tmp_path):
 
 
 def test_sample_refuses_a_huge_output_without_force(tmp_path):
-    from tests.cli.faults import write_space
-    huge = write_space(tmp_path / "H.json", name="huge", input_shape=[3, 224, 224],
-                       candidates=[{"expand_ratio": 6, "kernel": 7}, {"expand_ratio": 6, "kernel": 5}],
-                       layers=[{"type": "ConvBNReLU", "out_channels": 1000, "kernel": 3, "stride": 1},
-                               {"type": "ChoiceStage", "out_channels": 1000, "blocks": 64, "stride": 1},
-                               {"type": "GlobalAvgPool"}, {"type": "Linear", "out_features": 4}])
+    huge = _huge_space(tmp_path / "H.json", [{"expand_ratio": 6, "kernel": 7}, {"expand_ratio": 6, "kernel": 5}])
     proc = cli("sample", "--space", huge, "--num", "2", "--out", tmp_path / "n", "-q")
     one_line_error(proc, "2 networks", "GiB", "--force")
     assert "about" in proc.stderr.splitlines()[0]  # the estimate is printed first
