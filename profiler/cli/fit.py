@@ -41,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           stat=args.stat,
                           table_key=args.table_key, table_stat=args.table_stat, robust=args.robust,
                           strategy=args.strategy, model=args.model, normalise=args.normalise,
-                          on_stage=lambda msg: info(f"== {msg}"),
+                          force=args.force, on_stage=lambda msg: info(f"== {msg}"),
                           progress=lambda label: Progress(label, quiet=args.quiet))
     for name, summary in result["summaries"].items():
         for line in bench_summary_lines(summary, verbose=getattr(args, "verbose", False)):
@@ -96,6 +96,8 @@ def add_commands(sub) -> None:
                    help="module granularity (default block)")
     r.add_argument("--strategy", choices=["spread", "uniform"], default="spread",
                    help="sampling strategy (default spread; see 'profiler sample --help')")
+    r.add_argument("--force", action="store_true",
+                   help="write the models even when they would take more than 16 GiB or the free disk space")
     add_fit_options(r)
     add_bench_options(r)
     r.set_defaults(func=cmd_run)

@@ -11,13 +11,11 @@ from profiler.cli.output import info
 def cmd_generate(args: argparse.Namespace) -> int:
     from profiler.cli.progress import Progress
     from profiler.models.manifest import read_manifest
-    from profiler.pipeline.generate import estimate_output, generate
+    from profiler.pipeline.generate import generate
 
-    n, size = estimate_output(Path(args.space), args.granularity)
-    info(f"generate: {n} modules, about {size / 2**20:.1f} MiB of models")
     with Progress("generate", quiet=args.quiet) as bar:
         path = generate(Path(args.space), Path(args.out), args.granularity, on_progress=bar.update,
-                        force=args.force)
+                        force=args.force, on_size=lambda n, size: info(f"generate: {n} modules, {_about(size)}"))
     doc = read_manifest(path)
     info(f"generated {len(doc['entries'])} unique {args.granularity} modules -> {path}")
     return 0
@@ -25,17 +23,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from profiler.cli.progress import Progress
-    from profiler.pipeline.sample import estimate_sample, sample
-    if args.num >= 1:  # sample() says what is wrong with --num
-        size = estimate_sample(Path(args.space), args.num, args.seed, args.strategy)
-        info(f"sample: {args.num} networks, about {size / 2**20:.1f} MiB of models")
+    from profiler.pipeline.sample import sample
     with Progress("sample", quiet=args.quiet) as bar:
         path = sample(Path(args.space), args.num, args.seed, Path(args.out),
                       Path(args.table) if args.table else None, args.granularity,
                       key=args.table_key, stat=args.table_stat, on_progress=bar.update, strategy=args.strategy,
-                      force=args.force)
+                      force=args.force, on_size=lambda n, size: info(f"sample: {n} networks, {_about(size)}"))
     info(f"sampled {args.num} networks ({args.strategy}, extremes first, seed {args.seed}) -> {path}")
     return 0
+
+
+def _about(size: int) -> str:
+    return f"about {size / 2**20:.1f} MiB of models"
 
 
 def add_generate(sub) -> None:
@@ -45,7 +44,7 @@ def add_generate(sub) -> None:
     g.add_argument("--granularity", choices=["block", "leaf"], default="block",
                    help="module granularity (default: block; see docs/design.md)")
     g.add_argument("--force", action="store_true",
-                   help="write even when the models would take more than 2 GiB")
+                   help="write even when the models would take more than 16 GiB or the free disk space")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
 
@@ -67,6 +66,6 @@ def add_sample(sub) -> None:
                    help="table LatencyKey summed (default: Forward Propagate, the additive key)")
     s.add_argument("--table-stat", default="Median_Time", help="table statistic summed (default: Median_Time)")
     s.add_argument("--force", action="store_true",
-                   help="write even when the networks would take more than 2 GiB")
+                   help="write even when the networks would take more than 16 GiB or the free disk space")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sample)

@@ -184,10 +184,18 @@ def _has(table: Any, uid: str, rt: str, key: str, stat: str) -> bool:
 
 
 def sampled_space(sampled: Path, info: Dict[str, Any], granularity: str) -> Dict[str, Any]:
-    """The space the networks were sampled from, described for the estimator (its sha256 checked)."""
+    """The space the networks were sampled from, described for the estimator: the document embedded
+    in the manifest, else (older manifests) the file at its path, its sha256 checked."""
     from profiler.errors import SpaceError
-    from profiler.space.searchspace import load_space
+    from profiler.space.searchspace import load_space, parse_document
     path = info.get("path")
+    if isinstance(info.get("document"), dict):  # embedded since manifests of 2026-12-03
+        try:
+            return describe_space(parse_document(info["document"], str(path), str(info.get("sha256", ""))),
+                                  granularity)
+        except SpaceError as e:
+            raise FitError(f"{sampled}: the search space in its manifest is not valid ({e}); "
+                           "re-run 'profiler sample'") from None
     if not path:
         raise FitError(f"{sampled}: the networks manifest names no search space; re-run 'profiler sample'")
     try:

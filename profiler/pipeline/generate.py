@@ -15,7 +15,8 @@ from profiler.space.searchspace import SearchSpace, load_space
 
 Progress = Callable[[int, int, str], None]
 
-MAX_OUTPUT_BYTES = 2 << 30  # generate refuses to write more than this without force=True
+MAX_OUTPUT_BYTES = 16 << 30  # generate/sample refuse to write more than this without force=True
+Size = Callable[[int, int], None]  # on_size(count, bytes): the estimate, before anything is written
 
 
 _CHECKED: Set[str] = set()  # spaces whose shapes this process has cross-checked (by sha256)
@@ -90,8 +91,10 @@ def module_entry(spec: M.ModuleSpec, files: Dict[str, str]) -> Dict[str, Any]:
     return entry
 
 
-def space_info(space: SearchSpace) -> Dict[str, str]:
-    return {"name": space.name, "path": space.path, "sha256": space.sha256}
+def space_info(space: SearchSpace) -> Dict[str, Any]:
+    """The manifest's ``space``: name, path as given, sha256 of the file, and the document itself
+    (so a fit needs no space file: the networks were sampled from exactly this)."""
+    return {"name": space.name, "path": space.path, "sha256": space.sha256, "document": space.document}
 
 
 def generator_info() -> Dict[str, Any]:
@@ -120,16 +123,48 @@ def estimate_output(space_path: Path, granularity: str = "block") -> Tuple[int, 
     return len(specs), sum(model_bytes([s]) for s in specs)
 
 
-def check_output_size(where: str, what: str, size: int, force: bool) -> None:
-    """Refuse to write more than :data:`MAX_OUTPUT_BYTES` unless ``force`` (``what``: e.g. "12 modules")."""
-    if size > MAX_OUTPUT_BYTES and not force:
-        raise ManifestError(f"{where}: {what} would write about {size / 2**30:.1f} GiB "
+def _free_bytes(path: Path) -> Optional[int]:
+    """Free bytes on the filesystem that ``path`` (or its nearest existing parent) is on."""
+    import os
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _present_bytes(out_dir: Path) -> int:
+    """Bytes of models already in ``out_dir`` (a re-run reuses them)."""
+    try:
+        return sum(f.stat().st_size for f in Path(out_dir).iterdir() if f.suffix in (".nnp", ".onnx"))
+    except OSError:
+        return 0
+
+
+def check_output_size(where: str, what: str, size: int, force: bool, out_dir: Optional[Path] = None) -> None:
+    """Refuse, unless ``force``, to write more than :data:`MAX_OUTPUT_BYTES` or more than the
+    free space under ``out_dir`` (models already there count as written); ``what``: e.g. "12 modules"."""
+    if force:
+        return
+    gib = size / 2**30
+    if size > MAX_OUTPUT_BYTES:
+        raise ManifestError(f"{where}: {what} would write about {gib:.1f} GiB "
                             f"(more than {MAX_OUTPUT_BYTES / 2**30:.0f} GiB); shrink it or pass --force")
+    if out_dir is None:
+        return
+    free = _free_bytes(out_dir)
+    need = size - _present_bytes(out_dir)
+    if free is not None and need > free:
+        raise ManifestError(f"{where}: {what} would write about {gib:.1f} GiB but only {free / 2**30:.1f} GiB "
+                            f"are free under {out_dir}; free some space, choose another --out or pass --force")
 
 
 def generate(space_path: Path, out_dir: Path, granularity: str = "block",
              on_progress: Optional[Progress] = None, jobs: Optional[int] = None,
-             force: bool = False) -> Path:
+             force: bool = False, on_size: Optional[Size] = None) -> Path:
     """Write every unique module of the space and ``manifest.json``; return the manifest path.
 
     Files already written by an earlier run for the same UID are reused; nothing else in
@@ -137,7 +172,9 @@ def generate(space_path: Path, out_dir: Path, granularity: str = "block",
     """
     from profiler.models.build import ModelTask
     n, size = estimate_output(space_path, granularity)
-    check_output_size(str(space_path), f"{n} modules", size, force)
+    if on_size:
+        on_size(n, size)
+    check_output_size(str(space_path), f"{n} modules", size, force, out_dir)
     space, pos = load_checked(space_path)
     prepare_out_dir(out_dir, "modules")
     specs = A.candidate_modules(space, granularity)

@@ -63,17 +63,22 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
                  stat: str = "Median_Time", table_key: str = "Forward Propagate",
                  table_stat: str = "Median_Time", robust: bool = False,
                  strategy: str = "spread", model: str = "auto", normalise: bool = False,
-                 on_stage: Optional[Stage] = None,
+                 force: bool = False, on_stage: Optional[Stage] = None,
                  progress: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
     """Run every step; ``progress(label)`` returns a context manager with ``update``."""
     from profiler.pipeline.fit import fit_estimator
-    from profiler.pipeline.generate import generate
-    from profiler.pipeline.sample import sample
+    from profiler.pipeline.generate import check_output_size, estimate_output, generate
+    from profiler.pipeline.sample import estimate_sample, sample
     from profiler.table.build import build_table
 
     paths = PipelinePaths(Path(workdir))
-    paths.workdir.mkdir(parents=True, exist_ok=True)
     stage = on_stage or (lambda _msg: None)
+    if num >= 1:  # modules and networks together, before anything is measured (sample() checks --num)
+        n, size = estimate_output(space, granularity)
+        size += estimate_sample(space, num, seed, strategy)
+        stage(f"0/6 {n} modules and {num} networks, about {size / 2**20:.1f} MiB of models")
+        check_output_size(str(space), f"{n} modules and {num} networks", size, force, paths.workdir)
+    paths.workdir.mkdir(parents=True, exist_ok=True)
 
     def bar(label: str) -> Any:
         if progress is None:
@@ -84,7 +89,7 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
     summaries: Dict[str, SessionSummary] = {}
     stage(f"1/6 generate {granularity} modules of {space}")
     with bar("generate") as b:
-        generate(space, paths.modules, granularity, on_progress=b.update if b else None)
+        generate(space, paths.modules, granularity, on_progress=b.update if b else None, force=force)
     stage("2/6 bench modules")
     with bar("bench modules") as b:
         summaries["modules"] = run_session(paths.modules, paths.module_results, target, cfg, resume=True,
@@ -100,7 +105,7 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
     with bar("sample") as b:
         sample(space, num, seed, paths.networks, table_path=Path(f"{paths.table}.json"),
                granularity=granularity, key=table_key, stat=table_stat,
-               on_progress=b.update if b else None, strategy=strategy)
+               on_progress=b.update if b else None, strategy=strategy, force=force)
     stage("5/6 bench networks")
     with bar("bench networks") as b:
         summaries["networks"] = run_session(paths.networks, paths.network_results, target, cfg, resume=True,

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from profiler.space import arch as A
 from profiler.space import modules as M
-from profiler.pipeline.generate import (Progress, check_once, check_output_size, generator_info, model_bytes,
+from profiler.pipeline.generate import (Progress, Size, check_once, check_output_size, generator_info, model_bytes,
                                        space_info, write_models_checked)
 from profiler.files import write_json
 from profiler.models.manifest import files_digest, files_intact, prepare_out_dir, read_manifest, write_manifest
@@ -78,7 +78,7 @@ def estimate_sample(space_path: Path, num: int, seed: int, strategy: str = A.DEF
 def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Optional[Path] = None,
            granularity: Optional[str] = None, key: str = "Forward Propagate", stat: str = "Median_Time",
            on_progress: Optional[Progress] = None, jobs: Optional[int] = None,
-           strategy: str = A.DEFAULT_STRATEGY, force: bool = False) -> Path:
+           strategy: str = A.DEFAULT_STRATEGY, force: bool = False, on_size: Optional[Size] = None) -> Path:
     """Draw ``num`` networks, write their models and ``manifest.json`` (+ ``accum.json``).
 
     ``strategy`` is ``spread`` (default) or ``uniform`` (see :func:`profiler.space.arch.sample`);
@@ -99,7 +99,10 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
         raise ManifestError(f"--num {num}: space {space.name!r} has only {distinct} distinct networks; "
                             f"sample at most {distinct}")
     archs = A.sample(pos, num, seed, strategy=strategy, with_extremes=True)
-    check_output_size(str(space_path), f"{num} networks", networks_bytes(pos, archs), force)
+    size = networks_bytes(pos, archs)
+    if on_size:
+        on_size(num, size)
+    check_output_size(str(space_path), f"{num} networks", size, force, out_dir)
     check_once(space, pos)  # before anything is written
     prepare_out_dir(out_dir, "networks")
     table = None

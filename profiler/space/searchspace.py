@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from profiler.errors import SpaceError
 
@@ -71,6 +71,8 @@ class SearchSpace:
     layers: Tuple[Layer, ...]
     path: str
     sha256: str
+    #: the JSON document it was parsed from (ours; an nnabla-nas config already converted)
+    document: Optional[Dict[str, Any]] = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def n_choice_blocks(self) -> int:
@@ -159,7 +161,7 @@ def parse_document(doc: Dict[str, Any], source: str, sha256: str = "") -> Search
     if not any(isinstance(layer, ChoiceStage) for layer in layers):
         raise SpaceError(f"{source}: layers: no ChoiceStage; a search space needs at least one choice")
     c, h, w = doc["input_shape"]
-    return SearchSpace(doc["name"], (c, h, w), tuple(layers), source, sha256)
+    return SearchSpace(doc["name"], (c, h, w), tuple(layers), source, sha256, doc)
 
 
 def _head_conv(raw: Dict[str, Any]) -> bool:

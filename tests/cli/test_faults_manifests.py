@@ -65,3 +65,22 @@ def test_generate_rewrites_a_truncated_model(tiny, tmp_path):
     model.write_bytes(good[: len(good) // 2])
     assert cli("generate", "--space", tiny["space"], "--out", out, "-q").returncode == 0
     assert model.read_bytes() == good
+
+
+def test_fit_needs_no_space_file_the_manifest_embeds_the_space(tiny, tmp_path):
+    n0 = tmp_path / "n0"
+    shutil.copytree(tiny["n0"], n0)
+    man = n0 / "manifest.json"
+    doc = json.loads(man.read_text())
+    assert doc["space"]["document"]["name"] == doc["space"]["name"]
+    doc["space"]["path"] = str(tmp_path / "moved" / "T.json")  # the space file is gone (or the cwd changed)
+    man.write_text(json.dumps(doc))
+    proc = cli("fit", "--sampled", n0, "--measured", tiny["n0_store"], "--table", tiny["table"],
+               "--out", tmp_path / "e" / "estimator.py")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "e" / "estimator.py").exists()
+    # a manifest from before the space was embedded still needs the file, and says so in one line
+    del doc["space"]["document"]
+    man.write_text(json.dumps(doc))
+    one_line_error(cli("fit", "--sampled", n0, "--measured", tiny["n0_store"], "--table", tiny["table"],
+                       "--out", tmp_path / "f" / "estimator.py"), "search space cannot be read", "moved")

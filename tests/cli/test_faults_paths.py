@@ -43,11 +43,11 @@ def test_fit_out_is_a_directory(tiny, tmp_path):
 
 
 def _huge_space(path, candidates):
-    """64 choice blocks x 1000 channels at 224x224: gigabytes of models."""
+    """64 choice blocks of 1000-1630 channels at 224x224: tens of GiB of models."""
     from tests.cli.faults import write_space
+    stages = [{"type": "ChoiceStage", "out_channels": 1000 + 10 * i, "blocks": 1, "stride": 1} for i in range(64)]
     return write_space(path, name="huge", input_shape=[3, 224, 224], candidates=candidates,
-                       layers=[{"type": "ConvBNReLU", "out_channels": 1000, "kernel": 3, "stride": 1},
-                               {"type": "ChoiceStage", "out_channels": 1000, "blocks": 64, "stride": 1},
+                       layers=[{"type": "ConvBNReLU", "out_channels": 1000, "kernel": 3, "stride": 1}, *stages,
                                {"type": "GlobalAvgPool"}, {"type": "Linear", "out_features": 4}])
 
 
@@ -65,3 +65,10 @@ def test_sample_refuses_a_huge_output_without_force(tmp_path):
     one_line_error(proc, "2 networks", "GiB", "--force")
     assert "about" in proc.stderr.splitlines()[0]  # the estimate is printed first
     assert not (tmp_path / "n").exists()
+
+
+def test_run_checks_modules_and_networks_together_before_measuring(tmp_path):
+    huge = _huge_space(tmp_path / "H.json", [{"expand_ratio": 6, "kernel": 7}, {"expand_ratio": 6, "kernel": 5}])
+    proc = cli("run", "--space", huge, "--num", "2", "--out", tmp_path / "w", "--target", "host", "-q")
+    one_line_error(proc, "modules and 2 networks", "GiB", "--force")
+    assert not (tmp_path / "w").exists()

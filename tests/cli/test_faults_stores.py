@@ -205,10 +205,18 @@ def test_bench_on_a_full_disk_says_so(tiny, small_fs):
     read_store(store)  # still readable
 
 
-def test_generate_on_a_full_disk_says_so_and_leaves_no_temp_files(tiny, small_fs):
+def test_generate_refuses_more_than_the_free_space(tiny, small_fs):
     _fill(small_fs, 16384)
     out = small_fs / "m"
     proc = cli("generate", "--space", tiny["space"], "--out", out, "-q")
+    one_line_error(proc, "GiB are free under", str(out), "--force")
+    assert not out.exists()
+
+
+def test_generate_on_a_full_disk_says_so_and_leaves_no_temp_files(tiny, small_fs):
+    _fill(small_fs, 16384)
+    out = small_fs / "m"  # --force: past the free-space check, so the disk fills while writing
+    proc = cli("generate", "--space", tiny["space"], "--out", out, "-q", "--force")
     one_line_error(proc, "disk full", "re-run")
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
     assert not any(p.stat().st_size == 0 for p in out.iterdir())
