@@ -270,7 +270,7 @@ def _tuple_literal(items: Sequence[str], indent: int = 4) -> str:
 def _space_fields(space: Optional[Mapping[str, Any]], uids: Sequence[str]) -> Dict[str, str]:
     if not space:
         return {"space_name": "None", "granularity": "None", "positions": "()", "candidates": "()",
-                "fixed": "()", "cells": "()", "fixed_cells": "()"}
+                "fixed": "()", "cells": "()", "fixed_cells": "()", "depths": "()"}
     index = {u: i for i, u in enumerate(uids)}
 
     def cell(mods: Sequence[str]) -> str:
@@ -293,6 +293,10 @@ def _space_fields(space: Optional[Mapping[str, Any]], uids: Sequence[str]) -> Di
                                  .replace("    ", "").replace(", }", "}") for f in space["fixed"]]),
         "cells": _tuple_literal(["(" + " ".join(cell(m) + "," for m in p["modules"]) + ")" for p in pos]),
         "fixed_cells": _tuple_literal([cell(f["modules"]) for f in space["fixed"]]),
+        "depths": _tuple_literal([repr((tuple(d["blocks"]),
+                                        tuple(pos[i]["labels"].index("skip") if "skip" in pos[i]["labels"] else -1
+                                              for i in d["blocks"]),
+                                        tuple(d["depths"]))) for d in space.get("depths", ())]),
     }
 
 
@@ -344,8 +348,20 @@ def load_source(source: str, name: str = "estimator_check") -> types.ModuleType:
 
 
 def _probe_choices(space: Mapping[str, Any]) -> List[List[int]]:
-    n = [len(p["labels"]) for p in space["positions"]]
-    return [[0] * len(n), [k - 1 for k in n], [(i * 7 + 3) % k for i, k in enumerate(n)]]
+    """A few valid architectures: all first, all last and mixed candidates; an elastic-depth stage
+    whose skips are not trailing keeps all its blocks."""
+    pos = space["positions"]
+    n = [len(p["labels"]) for p in pos]
+    probes = [[0] * len(n), [k - 1 for k in n], [(i * 7 + 3) % k for i, k in enumerate(n)]]
+    for ch in probes:
+        for d in space.get("depths", ()):
+            skipped = [pos[i]["labels"][ch[i]] == "skip" for i in d["blocks"]]
+            kept = skipped.index(True) if True in skipped else len(skipped)
+            if kept not in d["depths"] or not all(skipped[kept:]):
+                for i in d["blocks"]:
+                    if pos[i]["labels"][ch[i]] == "skip":
+                        ch[i] = 0
+    return probes
 
 
 def verify_estimator(source: str, calibrations: Mapping[str, Calibration],

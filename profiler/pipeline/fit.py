@@ -215,7 +215,8 @@ def describe_space(space: Any, granularity: str = "block") -> Dict[str, Any]:
     index of its stage in the space's ``layers``, stride, input shape, out_channels, skip,
     ``labels`` as in the rest of the project (``MB6_k5``; ``skip`` last when allowed) and
     ``modules``: per label the UIDs at ``granularity`` (skip: none)); ``fixed``: the fixed blocks
-    (block, label, modules).
+    (block, label, modules); ``depths``: the elastic-depth stages (``blocks``: their choice blocks,
+    ``depths``: the allowed depths; only trailing blocks may be skipped).
     """
     from profiler.space import arch as A
     from profiler.space import modules as M
@@ -237,5 +238,7 @@ def describe_space(space: Any, granularity: str = "block") -> Dict[str, Any]:
                           "stride": int(first.attr("stride")[0]), "shape": list(first.input_shape),
                           "out_channels": int(first.attr("out_channels")), "skip": p.skip, "labels": labels,
                           "modules": [M.module_uids([p.block(j)], granularity) for j in range(p.n_choices)]})
+    depths = [{"blocks": idx, "depths": list(allowed)}
+              for idx, allowed in A.depth_groups([p for p in pos if p.choice])]
     return {"name": space.name, "sha256": space.sha256, "granularity": granularity,
-            "positions": positions, "fixed": fixed}
+            "positions": positions, "fixed": fixed, "depths": depths}

@@ -244,3 +244,34 @@ def test_cli_choices_labels_and_units(est):
     rc, out, _ = _cli(est, ["--labels", ",".join(labels), "--runtime", RT, "--unit", "ms"])
     assert rc == 0 and float(out) == ref / 1000.0
     assert _modules_of(est["desc"], a) == est["mods"][7]
+
+
+def test_elastic_depth_skips_only_trailing_blocks(tmp_path):
+    """OFA's elastic depth: a stage keeps its first d blocks (d allowed) and skips the rest;
+    every choice API refuses a skip in the middle, as the space's own sampler never makes one."""
+    space = load_space(CIFAR.parent / "ofa_mbv3_imagenet.json")
+    rng = random.Random(3)
+    uids = [m.uid for m in A.candidate_modules(space, "block")]
+    cal = Calibration("scale-bias", 10.0, {u: rng.uniform(1.0, 300.0) for u in uids}, {"scale": 1.0, "bias": 10.0})
+    desc = describe_space(space, "block")
+    assert desc["depths"] and all(d["depths"] == [2, 3, 4] for d in desc["depths"])
+    E = load_source(write_estimator(tmp_path / "estimator.py", {RT: cal}, "Forward Propagate", "Median_Time",
+                                    {"device": "test"}, desc).read_text(encoding="utf-8"))
+    pos = A.positions(space)
+    good = [list(a.choices) for a in A.sample(pos, 20, 0, with_extremes=True)]
+    for a in good:  # the sampler's architectures pass, and agree with the UID API
+        assert E.estimate_choices(a, RT) == pytest.approx(E.estimate(M.module_uids(A.blocks_of(pos, a), "block"), RT))
+    blocks, _ = desc["depths"][0]["blocks"], None
+    bad = list(good[1])  # the largest: every block kept; now skip the third block of the first stage only
+    bad[blocks[2]] = desc["positions"][blocks[2]]["labels"].index("skip")
+    with pytest.raises(E.ChoiceError, match="elastic-depth stage.*block block skip block"):
+        E.estimate_choices(bad, RT)
+    labels = [E.CANDIDATES[i][c] for i, c in enumerate(bad)]
+    with pytest.raises(E.ChoiceError, match="elastic-depth"):
+        E.estimate_labels(labels, RT)
+    with pytest.raises(E.ChoiceError, match="elastic-depth"):
+        E.estimate_many([good[0], bad], RT)
+    for dtype in (np.int8, np.int64):
+        with pytest.raises(E.ChoiceError, match="row 2: .*elastic-depth"):
+            E.estimate_many(np.array([good[0], good[2], bad], dtype=dtype), RT)
+        assert np.allclose(E.estimate_many(np.array(good, dtype=dtype), RT), [E.estimate_choices(a, RT) for a in good])
