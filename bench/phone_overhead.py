@@ -1,13 +1,16 @@
 """Phone session overhead, emulated: the share of a phone session's time spent outside the runs
 of ``snpe-net-run`` on the phones, and where the rest goes.
 
-EVERYTHING HERE IS EMULATED (the test fixtures of tests/): the phones are sandboxes of the
-loopback Python adb server (tests/phone/adb/adbserver.py, kept for this bench so that its
-figures stay comparable with earlier runs) and the SNPE SDK is the fake one
-(tests/phone/fake_sdk.py), whose tools are Python scripts. The absolute numbers therefore
-measure the profiler's orchestration (adb transfers, tool start-ups, parsing, the store) on
-this machine, not SNPE and not a phone: a fake ``snpe-net-run`` "inference" is a Python
-start-up, the emulated phone's ``sh``/``md5sum``/``dumpsys`` are Python wrappers, and the fake
+EVERYTHING HERE IS EMULATED (the test fixtures of tests/). By default (``--harness real``) the
+phones are device-side adbd emulators (tests/emulator/adbd.py: native ``sh``, ``md5sum``,
+``find``; Python ``dumpsys``/``getprop``) behind the REAL adb server (the binary in adbutils'
+wheel), as in the phone tests; this needs root (each phone gets a private mount namespace).
+``--harness python`` uses the old loopback Python adb server (tests/phone/adb/adbserver.py,
+whose ``sh``/``md5sum``/``dumpsys`` are Python wrappers), for figures comparable with the runs
+before 2026-12-03 (docs/performance.md). The SNPE SDK is the fake one (tests/phone/fake_sdk.py),
+whose tools are Python scripts. The absolute numbers therefore measure the profiler's
+orchestration (adb transfers, tool start-ups, parsing, the store) on this machine, not SNPE
+and not a phone: a fake ``snpe-net-run`` "inference" is a Python start-up, and the fake
 converter loads onnx like the real one but does far less.
 
 Session: ``--modules`` tiny conv blocks (tests/phone/models.py) on ``--phones`` identical
@@ -24,13 +27,13 @@ fake ``snpe-net-run``), the analogue of what a phone spends in snpe-net-run.
 
 Part of the adb cost is the client's and would be paid with a real adb server as well:
 adbutils (2.12) opens a second connection (``host:version``) for every transport, sleeps 10 ms
-when it closes each connection, and does not set TCP_NODELAY. A file push (stat + send) costs
-~85 ms against the loopback server, ~43 ms with TCP_NODELAY on the client socket.
+when it closes each connection, and does not set TCP_NODELAY.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
@@ -39,12 +42,20 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 from common import ROOT, print_table, write_result
 
-EMULATED = ("EMULATED phones and SNPE tools (tests/phone/adb/adbserver.py, tests/phone/fake_sdk.py): these "
-            "numbers measure the profiler's orchestration on this machine, not SNPE or a phone")
+HARNESSES = {
+    "real": "tests/emulator/adbd.py phones behind the real adb server",
+    "python": "tests/phone/adb/adbserver.py (the Python adb server)",
+}
+
+
+def emulated_note(harness: str) -> str:
+    return (f"EMULATED phones and SNPE tools ({HARNESSES[harness]}; tests/phone/fake_sdk.py): these numbers "
+            "measure the profiler's orchestration on this machine, not SNPE or a phone")
+
 PHONE_PROPS = {"ro.product.model": "SM-S911B", "ro.soc.model": "SM8550"}
 SDK_VERSION = "2.10.0.4541"
 
@@ -226,33 +237,62 @@ def emulator_costs(client: Any, serial: str, work: Path, repeat: int = 15) -> Di
     return out
 
 
+@contextlib.contextmanager
+def emulated_lab(harness: str, work: Path, phones: int) -> Iterator[Tuple[int, List[str], Callable[[], Any]]]:
+    """``phones`` identical emulated phones -> (adb server port, their serials, client factory)."""
+    if harness == "python":
+        from tests.phone.adb.adbserver import AdbServer as PyServer
+        with PyServer(work / "adb", max_shell_seconds=120) as srv:
+            serials = [f"EMU{i:04d}" for i in range(phones)]
+            for s in serials:
+                srv.add_device(s, props=dict(PHONE_PROPS))
+            yield srv.port, serials, lambda: srv.client(socket_timeout=60)
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("--harness real needs root (each emulated phone enters a private mount namespace); "
+                         "run as root or use --harness python")
+    from tests.emulator.harness import AdbServer, Phone
+    started: List[Any] = []
+    with AdbServer(work / "adb-server") as srv:
+        try:
+            for i in range(phones):
+                ph = Phone(work / f"phone-{i}", f"EMU{i:04d}", props=dict(PHONE_PROPS))
+                started.append(ph)
+                ph.start()
+                srv.connect(ph)
+            yield srv.port, [ph.addr for ph in started], lambda: srv.client(socket_timeout=60)
+        finally:
+            for ph in started:
+                ph.cleanup()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modules", type=int, default=20)
     ap.add_argument("--phones", type=int, default=2)
     ap.add_argument("--runtimes", default="CPU,DSP")
     ap.add_argument("--runs", type=int, default=10, help="snpe-net-run runs per module (phone default 10)")
+    ap.add_argument("--harness", choices=sorted(HARNESSES), default="real",
+                    help="real: adbd emulators behind the real adb server (default, needs root); python: the "
+                         "old Python adb server (figures comparable with runs before 2026-12-03)")
     args = ap.parse_args()
-    os.environ["ADBUTILS_ADB_PATH"] = "/bin/false"  # never start a real adb server
+    os.environ["ADBUTILS_ADB_PATH"] = "/bin/false"  # adbutils never starts an adb server of its own
     os.environ.pop("ANDROID_SERIAL", None)
 
-    from tests.phone.adb.adbserver import AdbServer
     from tests.phone.fake_sdk import make_fake_sdk
     from tests.phone.models import write_models
     from profiler.phone.target import PhoneConfig, PhoneTarget
 
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    load_before = os.getloadavg()
     timers = Timers()
     results: Dict[str, Dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="profiler-phone-overhead-") as tmp:
         work = Path(tmp)
         models = write_models(work / "models", specs(args.modules))
         sdk = make_fake_sdk(work / "sdk", SDK_VERSION)
-        with AdbServer(work / "adb", max_shell_seconds=120) as srv:
-            serials = [f"EMU{i:04d}" for i in range(args.phones)]
-            for s in serials:
-                srv.add_device(s, props=dict(PHONE_PROPS))
-            config = PhoneConfig(snpe_root=str(sdk), adb_host="127.0.0.1", adb_port=srv.port, runs=args.runs)
+        with emulated_lab(args.harness, work, args.phones) as (port, serials, client):
+            config = PhoneConfig(snpe_root=str(sdk), adb_host="127.0.0.1", adb_port=port, runs=args.runs)
             instrument(timers)
             try:
                 for name in ("cold", "warm"):
@@ -260,9 +300,12 @@ def main() -> int:
                                              runtimes, timers, args.phones)
             finally:
                 timers.restore()
-            costs = emulator_costs(srv.client(socket_timeout=60), serials[0], work)
+            costs = emulator_costs(client(), serials[0], work)
 
-    print(EMULATED)
+    load_after = os.getloadavg()
+    note = emulated_note(args.harness)
+    print(note)
+    print("load average (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load_before + load_after))
     print(f"session: {args.modules} modules x {'+'.join(runtimes)} on {args.phones} phones, {args.runs} runs each "
           f"(10 inputs, 10 calibration raws); seconds summed over the phone threads, share of phone-time "
           f"= {args.phones} x wall")
@@ -294,9 +337,10 @@ def main() -> int:
         r["emulator_floor_s"] = floor
         print(f"{name}: the {modules} modules' non-inference adb calls at those idle costs: {floor:.1f} s = "
               f"{100 * floor / r['phone_time_s']:.1f}% of phone-time")
-    path = write_result("phone_overhead", {
+    path = write_result("phone_overhead" if args.harness == "real" else f"phone_overhead-{args.harness}", {
         "emulator_costs_s": costs,
-        "emulated": True, "note": EMULATED,
+        "emulated": True, "note": note, "harness": args.harness,
+        "load_average": {"before": load_before, "after": load_after},
         "config": {"modules": args.modules, "phones": args.phones, "runtimes": runtimes, "runs": args.runs,
                    "input_count": 10, "calibration_count": 10, "sdk": SDK_VERSION},
         "categories": CATEGORIES, **results})
