@@ -18,7 +18,9 @@ Per module and runtime (see ``docs/phones.md`` for the user's view):
    left out and the cycles stay in the record's ``layers`` with a note.
 
 The record also carries ``device_state``: serial, perf profile, governor and battery
-temperature before and after, and the cool-down wait when ``cooldown_temp_c`` is set.
+temperature before and after, and the cool-down wait when ``cooldown_temp_c`` is set. The
+reading after a module (taken right after its runs and pull) is the next module's "before" on
+the same phone when at most ``STATE_REUSE_S`` old (docs/phones.md, section 5).
 
 A batch is sharded over the selected phones with :func:`profiler.phone.adb.run_sharded` (one
 worker thread per phone); records are handed to the generator through a queue as they finish.
@@ -44,7 +46,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from profiler.phone.adb import DeviceInfo, DeviceSession, list_devices, open_client, open_session, run_sharded
-from profiler.phone.adb.session import StuckDeviceError, describe_listing, resolve_servers, server_name
+from profiler.phone.adb.session import (DeviceState, StuckDeviceError, describe_listing, resolve_servers,
+                                        server_name)
 from profiler.errors import DeviceError, ProfilerError, ResultsError, ToolError
 from profiler.phone.prep import STORE_CACHE, HostOptions, HostPrep, Prefetcher, Prepared
 from profiler.session import record
@@ -61,6 +64,9 @@ DEFAULT_PROFILING_LEVEL = "detailed"
 DEFAULT_RUNS = 10
 DEFAULT_DEVICE_ROOT = "/data/local/tmp/profiler"
 ARM64_ABIS = ("arm64-v8a",)
+# the state read after a module is the next module's "before" on that phone when at most this old
+# (seconds; older, e.g. after a long wait for the host's prep, it is read again)
+STATE_REUSE_S = 30.0
 CYCLES_NOTE = ("per-layer times are in DSP/HTP cycles and no DSP clock was given (--dsp-clock), so "
                "'Layers Time' in µs is not recorded; the cycle counts are kept here")
 
@@ -165,6 +171,8 @@ class PhoneTarget(Target):
         self._retired: Dict[str, str] = {}
         self._ready: set = set()
         self._staging: Optional[Path] = None
+        # per phone: the last state read (after its previous module) and when (time.monotonic)
+        self._last_state: Dict[str, Tuple[DeviceState, float]] = {}
 
     # ------------------------------------------------------------------ configuration
     def _validate(self) -> None:
@@ -295,6 +303,7 @@ class PhoneTarget(Target):
                 if serial in ready:
                     self._retired.pop(serial, None)
                     self._ready.discard(serial)  # check the pushed SDK again
+                    self._last_state.pop(serial, None)
 
     def devices(self) -> List[DeviceInfo]:
         """The selected phones (connects on first use)."""
@@ -466,10 +475,12 @@ class PhoneTarget(Target):
                  cfg: SessionConfig, prefetch: Prefetcher, post: ThreadPoolExecutor) -> "Future[Dict[str, Any]]":
         """The phone's part of one module; returns the future record (logs read on ``post``).
 
-        On the phone: one shell call reading the device state and the model folder's md5s, one
-        push of the changed files (one sync connection), one shell call that runs all ``runs``
-        (the device script), one pull of all diag logs by name (one sync connection), one shell
-        call reading the state after. diagview and parsing happen on ``post`` while the phone goes on.
+        On the phone: one push of the changed files (one sync connection), one shell call that
+        runs all ``runs`` (the device script), one pull of all diag logs by name (one sync
+        connection), one shell call reading the state after. The state before is the reading
+        taken after the previous module on this phone (nothing else runs there in between) when
+        it is at most ``STATE_REUSE_S`` old, else it is read now. diagview and parsing happen on
+        ``post`` while the phone goes on.
         """
         start = time.monotonic()
         c = self.config
@@ -494,8 +505,10 @@ class PhoneTarget(Target):
             state["cooldown"] = {"limit_c": c.cooldown_temp_c, "cooled": cool.cooled,
                                  "waited_s": round(cool.waited_s, 1)}
             before, remote = cool.state, None
-        else:  # the state before and what the model folder holds: one shell call
-            before, remote = session.state_and_md5(model_dir)
+        else:
+            before, remote = self._take_state(session.name), None
+            if before is None:  # the state before and what the model folder holds: one shell call
+                before, remote = session.state_and_md5(model_dir)
         tmp = Path(tempfile.mkdtemp(prefix="profiler-phone-"))
         try:
             stage = tmp / "stage"
@@ -515,6 +528,7 @@ class PhoneTarget(Target):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self._last_state[session.name] = (after, time.monotonic())
         state.update({"governor": before.governor, "battery_temp_c_before": before.battery_temp_c,
                       "battery_temp_c_after": after.battery_temp_c})
         if after.governor != before.governor:
@@ -530,6 +544,13 @@ class PhoneTarget(Target):
             return self._record(item, runs, prep, session.serial, state, start)
 
         return post.submit(finish)
+
+    def _take_state(self, name: str) -> Optional[DeviceState]:
+        """The reading after the previous module on phone ``name`` if recent enough (used once)."""
+        last = self._last_state.pop(name, None)
+        if last is None or time.monotonic() - last[1] > STATE_REUSE_S:
+            return None
+        return last[0]
 
     def _run_error(self, res: Any, outcome: ScriptOutcome, serial: str, runtime: str, model_dir: str) -> ToolError:
         marks = ("PROFILER-RUN-FAILED", "PROFILER-NO-DIAG-LOG", "PROFILER-DIAG-LOG")

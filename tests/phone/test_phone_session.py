@@ -50,10 +50,14 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     for phone in (phones.a, phones.b):
         sends = [d for _, d in phone.requests("SEND") if d.startswith("/data/local/tmp/profiler/bin/")]
         assert len(sends) == 1, sends
-        # per module: state + md5 listing (one call), the runs (one call), the state after (one call)
+        # per module: the md5 listing of its folder (one call; the first module's together with
+        # the state before), the runs (one call), the state after (one call, also the next
+        # module's state before); the SDK's two folders are md5-listed once
         mine = sum(r["device_state"]["serial"] == phone.addr for r in latest.values())
+        assert mine >= 1
         shells = [d for _, d in phone.requests("shell,v2")]
-        assert sum("dumpsys battery" in d and "md5sum" in d for d in shells) == mine
+        assert sum("dumpsys battery" in d and "md5sum" in d for d in shells) == 1
+        assert sum("dumpsys battery" not in d and "md5sum" in d for d in shells) == mine - 1 + 2
         assert sum("dumpsys battery" in d and "md5sum" not in d for d in shells) == mine
         assert sum("/run_" in d for d in shells) == mine and phone.count("sync") == 2 * mine + 2
     for (uid, rt), rec in latest.items():
@@ -102,6 +106,27 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     # quantizer call
     run_session(models, tmp_path / "again.results", target, session_config(["DSP"]))
     assert len(tool_calls(sdk2, "snpe-onnx-to-dlc")) == 3 and len(tool_calls(sdk2, "snpe-dlc-quant")) == 3
+
+
+def test_state_after_a_module_is_the_state_before_the_next_one(tmp_path, phones, sdk2, make_target, monkeypatch):
+    from profiler.phone.adb.session import DeviceSession
+    real = DeviceSession.device_state
+    reads = []
+
+    def reading(self):  # every separate state read finds a new battery temperature
+        reads.append(self.serial)
+        phones.a.set_battery_temp(40.0 + len(reads))
+        return real(self)
+
+    monkeypatch.setattr(DeviceSession, "device_state", reading)
+    models = write_models(tmp_path / "m", standard_specs(3))
+    out = tmp_path / "st.results"
+    target = make_target(sdk2, devices=(phones.a.addr,))
+    assert run_session(models, out, target, session_config(["CPU"])).failed == []
+    states = [r["device_state"] for r in read_store(out).records]  # one phone: in measurement order
+    assert [st["battery_temp_c_after"] for st in states] == [41.0, 42.0, 43.0]
+    assert [st["battery_temp_c_before"] for st in states] == [30.0, 41.0, 42.0]
+    assert len(reads) == 3
 
 
 def test_quantization_options_overrides_graph_prepare_and_dsp_clock(tmp_path, phones, sdk2, make_target):
