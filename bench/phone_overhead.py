@@ -63,7 +63,7 @@ SDK_VERSION = "2.10.0.4541"
 NETRUN = "measured inference: snpe-net-run runs (shell call)"
 CATEGORIES = [
     NETRUN,
-    "push SDK (once per phone; md5 compare when there)",
+    "phone setup (stop leftovers, state + md5 inventory, SDK push)",
     "push models (DLC, raws, run script)",
     "convert (snpe-onnx-to-dlc)",
     "dlc-info (snpe-dlc-info)",
@@ -72,7 +72,7 @@ CATEGORIES = [
     "list + pull diag logs",
     "diagview (snpe-diagview)",
     "diagview parse, failed-log keeping",
-    "device state (battery, governor; + md5 listing before each module)",
+    "device state (battery, governor)",
     "per-module bookkeeping (temp dirs, records)",
     "phone threads idle / scheduling",
     "store writes (main thread)",
@@ -211,10 +211,12 @@ def one_pass(models: Path, out: Path, make_target: Callable[[], Any], runtimes: 
 
 def emulator_costs(client: Any, serial: str, work: Path, repeat: int = 15) -> Dict[str, float]:
     """Median seconds of the emulated phone's own per-call costs, measured on an idle phone
-    after the passes: a shell round trip that runs nothing (``true``), the emulated tools the
-    session calls per module (``dumpsys battery`` + governor read, ``find | md5sum`` of a small
-    folder: Python wrappers in the emulator, native tools on a phone), a sync push and a pull
-    of one small file."""
+    after the passes: a shell round trip that runs nothing (``true``), the state read the
+    session makes per module (``dumpsys battery`` + governor read; ``dumpsys`` is a Python
+    script in both emulators, a native tool on a phone), the state + ``find | md5sum`` of a
+    small folder that it made per module until 2026-12-03 (``md5sum``/``sh`` are Python wrappers
+    with ``--harness python``, the host's native tools with ``--harness real``), a sync push and
+    a pull of one small file."""
     import statistics
     from profiler.phone.adb.session import DeviceSession
     s = DeviceSession(client, serial, timeout=60)
@@ -326,10 +328,9 @@ def main() -> int:
         print(f"{name}: wall {r['wall_s']:.1f} s, inside snpe-net-run {r['measured_inference_s']:.1f} s of "
               f"{r['phone_time_s']:.1f} phone-s ({r['netrun_calls']} runs) -> outside share "
               f"{100 * r['outside_share']:.1f}%; records per phone {r['records_per_phone']}")
-    # per module and phone: state + md5 (1 shell), push (1 sync), pull (1 sync), state after (1 shell)
+    # per module and phone: push (1 sync), pull (1 sync), state after (1 shell; the next module's before)
     modules = len(runtimes) * args.modules
-    floor = modules * (costs["state + md5 listing"] + costs["push 1 file"] + costs["pull 1 file"]
-                       + costs["device state"])
+    floor = modules * (costs["push 1 file"] + costs["pull 1 file"] + costs["device state"])
     print("emulated phone's own costs (median of 15, idle phone): " + ", ".join(
         f"{k} {1000 * v:.0f} ms" for k, v in costs.items()))
     for name in ("cold", "warm"):

@@ -55,7 +55,7 @@ from profiler.session.target import SessionConfig, Target
 from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, ScriptOutcome, device_artifacts,
                                  device_script, load_overrides, locate_sdk, net_run_cmd, parse_diagview,
                                  parse_script_output, resolve_device_target)
-from profiler.phone.snpe.commands import BUFFER_TYPES, PERF_PROFILES, PROFILING_LEVELS, RUNTIME_BUFFERS
+from profiler.phone.snpe.commands import DIAG_DIR, BUFFER_TYPES, PERF_PROFILES, PROFILING_LEVELS, RUNTIME_BUFFERS
 from profiler.keys import LATENCY_KEYS, TOTAL_INFERENCE
 
 PHONE_RUNTIMES = ("CPU", "GPU", "GPU_FP16", "DSP", "AIP")
@@ -458,13 +458,20 @@ class PhoneTarget(Target):
             return self._staging
 
     def _setup_device(self, session: DeviceSession) -> None:
-        """Push snpe-net-run and the libraries once per phone (md5-compared)."""
+        """Once per phone and session: stop our leftovers; one shell call reads the state and the
+        md5s of everything under ``bin/``, ``lib/`` and ``models/`` (not the runs' outputs), which
+        the session then keeps up to date itself; push snpe-net-run and the libraries where their
+        md5 differs."""
         if session.name in self._ready:
             return
         stopped = session.stop_leftovers()   # StuckDeviceError retires the phone
         if stopped:
             self._notice(f"device {session.name}: stopped {len(stopped)} process(es) an earlier profiler session "
                          f"left running there (pid {', '.join(map(str, stopped[:5]))})")
+        models = self.paths.models_dir
+        state = session.take_inventory([self.paths.bin_dir, self.paths.lib_dir, models],
+                                       prune=[f"{models}/*/output", f"{models}/*/{DIAG_DIR}"])
+        self._last_state[session.name] = (state, time.monotonic())
         staging = self._sdk_staging()
         session.push_tree(staging / "bin", self.paths.bin_dir)
         session.push_tree(staging / "lib", self.paths.lib_dir)
@@ -475,7 +482,8 @@ class PhoneTarget(Target):
                  cfg: SessionConfig, prefetch: Prefetcher, post: ThreadPoolExecutor) -> "Future[Dict[str, Any]]":
         """The phone's part of one module; returns the future record (logs read on ``post``).
 
-        On the phone: one push of the changed files (one sync connection), one shell call that
+        On the phone: one push of the files whose md5 differs from what the session knows the
+        phone holds (one sync connection, no listing: ``_setup_device``), one shell call that
         runs all ``runs`` (the device script), one pull of all diag logs by name (one sync
         connection), one shell call reading the state after. The state before is the reading
         taken after the previous module on this phone (nothing else runs there in between) when
@@ -504,11 +512,9 @@ class PhoneTarget(Target):
                                      poll=max(0.1, min(c.cooldown_poll_s, c.cooldown_timeout_s or 0.1)))
             state["cooldown"] = {"limit_c": c.cooldown_temp_c, "cooled": cool.cooled,
                                  "waited_s": round(cool.waited_s, 1)}
-            before, remote = cool.state, None
+            before = cool.state
         else:
-            before, remote = self._take_state(session.name), None
-            if before is None:  # the state before and what the model folder holds: one shell call
-                before, remote = session.state_and_md5(model_dir)
+            before = self._take_state(session.name) or session.device_state()
         tmp = Path(tempfile.mkdtemp(prefix="profiler-phone-"))
         try:
             stage = tmp / "stage"
@@ -517,7 +523,7 @@ class PhoneTarget(Target):
             for f in prep.bench_files():
                 os.symlink(f, stage / f.name)
             (stage / script_name).write_text(script, encoding="utf-8")
-            session.push_tree(stage, model_dir, remote=remote)
+            session.push_tree(stage, model_dir)  # compared with the session's inventory: no shell call
             res = session.shell(["sh", f"{model_dir}/{script_name}"], timeout=cfg.timeout_s * c.runs)
             outcome = parse_script_output(res.output)
             if res.exit_code != 0 or len(outcome.logs) != c.runs:

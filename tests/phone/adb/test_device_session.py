@@ -387,3 +387,29 @@ def test_state_and_md5_is_one_shell_call(adb_server, session, tmp_path):
     shells = adb_server.a.count("shell,v2")
     rep = session.push_tree(tmp_path / "t", f"{TMP}/sm", remote=md5)  # the listing given: no shell call
     assert rep.skipped == ["a.bin"] and rep.pushed == [] and adb_server.a.count("shell,v2") == shells
+
+
+def test_inventory_replaces_the_md5_listing_of_pushes_under_it(adb_server, session, tmp_path):
+    root = f"{TMP}/inv"
+    _write(tmp_path / "a" / "x.bin", b"x")
+    _write(tmp_path / "a" / "out" / "run.log", b"log")
+    _write(tmp_path / "b" / "y.bin", b"y")
+    assert session.push_tree(tmp_path / "a", f"{root}/m/a").pushed == ["out/run.log", "x.bin"]
+    shells = adb_server.a.count("shell,v2")
+    state = session.take_inventory([f"{root}/m", f"{root}/missing"], prune=[f"{root}/m/*/out"])
+    assert state == DeviceState(30.0, "schedutil") and adb_server.a.count("shell,v2") == shells + 1
+    rep = session.push_tree(tmp_path / "a", f"{root}/m/a")  # out/ was left out of the listing
+    assert rep.skipped == ["x.bin"] and rep.pushed == ["out/run.log"]
+    assert session.push_tree(tmp_path / "b", f"{root}/m/b").pushed == ["y.bin"]
+    assert session.push_tree(tmp_path / "b", f"{root}/m/b").skipped == ["y.bin"]  # its own push recorded
+    assert adb_server.a.count("shell,v2") == shells + 1  # no listing after the inventory
+    # changed on the phone behind the session's back: the next listing (session) sees it
+    adb_server.a.host_path(f"{root}/m/b/y.bin").write_bytes(b"changed")
+    assert session.push_tree(tmp_path / "b", f"{root}/m/b").pushed == []
+    session.take_inventory([f"{root}/m"])
+    assert session.push_tree(tmp_path / "b", f"{root}/m/b").pushed == ["y.bin"]
+    assert adb_server.a.host_path(f"{root}/m/b/y.bin").read_bytes() == b"y"
+    # outside the inventory's folders a push lists the folder, as before
+    shells = adb_server.a.count("shell,v2")
+    assert session.push_tree(tmp_path / "b", f"{TMP}/elsewhere").pushed == ["y.bin"]
+    assert adb_server.a.count("shell,v2") == shells + 1
