@@ -178,17 +178,42 @@ def specs(n: int) -> List[Dict[str, Any]]:
     return out[:n]
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` and of its children it has waited for (0 when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+def cpu_snapshot(pids: Dict[str, List[int]]) -> Dict[str, float]:
+    """CPU seconds so far: this process (the profiler, adbutils; with ``--harness python`` also
+    the emulated phones), the host tools it ran and waited for (the fake SDK's converter,
+    quantizer, dlc-info, diagview), and each group of emulator processes in ``pids``."""
+    import resource
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = {"bench process (profiler, adbutils)": own.ru_utime + own.ru_stime,
+           "host tools (fake SDK, Python)": kids.ru_utime + kids.ru_stime}
+    for name, group in pids.items():
+        out[name] = sum(_proc_cpu(pid) for pid in group)
+    return out
+
+
 def one_pass(models: Path, out: Path, make_target: Callable[[], Any], runtimes: List[str], timers: Timers,
-             phones: int) -> Dict[str, Any]:
+             phones: int, pids: Dict[str, List[int]]) -> Dict[str, Any]:
     """One session into a new store, with a new target (as a new ``profiler bench`` would)."""
     from profiler.session.loop import run_session
     from profiler.session.target import SessionConfig
     from profiler.session.store import read_store
     timers.reset()
+    cpu0 = cpu_snapshot(pids)
     t0 = time.perf_counter()
     target = make_target()
     summary = run_session(models, out, target, SessionConfig(runtimes=runtimes))
     wall = time.perf_counter() - t0
+    cpu = {k: v - cpu0[k] for k, v in cpu_snapshot(pids).items()}
     if summary.failed:
         raise SystemExit(f"session failed: {summary.failed[:2]}")
     seconds = dict(timers.seconds)
@@ -206,7 +231,7 @@ def one_pass(models: Path, out: Path, make_target: Callable[[], Any], runtimes: 
             "outside_share": 1 - inside / (phones * wall), "records": len(contents.records),
             "records_per_phone": dict(per_phone), "netrun_calls": calls.get(NETRUN, 0),
             "emulated_inference_in_diag_logs_s": emulated_us / 1e6,
-            "seconds": seconds, "calls": calls}
+            "seconds": seconds, "calls": calls, "cpu_s": cpu}
 
 
 def emulator_costs(client: Any, serial: str, work: Path, repeat: int = 15) -> Dict[str, float]:
@@ -239,16 +264,20 @@ def emulator_costs(client: Any, serial: str, work: Path, repeat: int = 15) -> Di
     return out
 
 
+Lab = Tuple[int, List[str], Callable[[], Any], Dict[str, List[int]]]
+
+
 @contextlib.contextmanager
-def emulated_lab(harness: str, work: Path, phones: int) -> Iterator[Tuple[int, List[str], Callable[[], Any]]]:
-    """``phones`` identical emulated phones -> (adb server port, their serials, client factory)."""
+def emulated_lab(harness: str, work: Path, phones: int) -> Iterator[Lab]:
+    """``phones`` identical emulated phones -> (adb server port, their serials, client factory,
+    the emulator's own processes by group, for their CPU time)."""
     if harness == "python":
         from tests.phone.adb.adbserver import AdbServer as PyServer
         with PyServer(work / "adb", max_shell_seconds=120) as srv:
             serials = [f"EMU{i:04d}" for i in range(phones)]
             for s in serials:
                 srv.add_device(s, props=dict(PHONE_PROPS))
-            yield srv.port, serials, lambda: srv.client(socket_timeout=60)
+            yield srv.port, serials, lambda: srv.client(socket_timeout=60), {}
         return
     if os.geteuid() != 0:
         raise SystemExit("--harness real needs root (each emulated phone enters a private mount namespace); "
@@ -262,7 +291,9 @@ def emulated_lab(harness: str, work: Path, phones: int) -> Iterator[Tuple[int, L
                 started.append(ph)
                 ph.start()
                 srv.connect(ph)
-            yield srv.port, [ph.addr for ph in started], lambda: srv.client(socket_timeout=60)
+            pids = {"emulated phones (adbd.py + sh, snpe-net-run, dumpsys... they ran)": [ph.proc.pid for ph in started],
+                    "real adb server": [srv.proc.pid]}
+            yield srv.port, [ph.addr for ph in started], lambda: srv.client(socket_timeout=60), pids
         finally:
             for ph in started:
                 ph.cleanup()
@@ -293,13 +324,13 @@ def main() -> int:
         work = Path(tmp)
         models = write_models(work / "models", specs(args.modules))
         sdk = make_fake_sdk(work / "sdk", SDK_VERSION)
-        with emulated_lab(args.harness, work, args.phones) as (port, serials, client):
+        with emulated_lab(args.harness, work, args.phones) as (port, serials, client, pids):
             config = PhoneConfig(snpe_root=str(sdk), adb_host="127.0.0.1", adb_port=port, runs=args.runs)
             instrument(timers)
             try:
                 for name in ("cold", "warm"):
                     results[name] = one_pass(models, work / f"{name}.results", lambda: PhoneTarget(config),
-                                             runtimes, timers, args.phones)
+                                             runtimes, timers, args.phones, pids)
             finally:
                 timers.restore()
             costs = emulator_costs(client(), serials[0], work)
@@ -328,16 +359,29 @@ def main() -> int:
         print(f"{name}: wall {r['wall_s']:.1f} s, inside snpe-net-run {r['measured_inference_s']:.1f} s of "
               f"{r['phone_time_s']:.1f} phone-s ({r['netrun_calls']} runs) -> outside share "
               f"{100 * r['outside_share']:.1f}%; records per phone {r['records_per_phone']}")
-    # per module and phone: push (1 sync), pull (1 sync), state after (1 shell; the next module's before)
+    # per module and phone: push (1 sync), pull (1 sync), state after (1 shell; the next module's
+    # before); the code before 2026-12-03's inventory also read state + md5 listing before each module
+    from profiler.phone.adb.session import DeviceSession
+    per_module = ["push 1 file", "pull 1 file", "device state"]
+    if not hasattr(DeviceSession, "take_inventory"):
+        per_module.append("state + md5 listing")
     modules = len(runtimes) * args.modules
-    floor = modules * (costs["push 1 file"] + costs["pull 1 file"] + costs["device state"])
+    floor = modules * sum(costs[k] for k in per_module)
+    startup_calls = modules * (len(per_module) - 2)  # shell calls that start the emulated dumpsys
     print("emulated phone's own costs (median of 15, idle phone): " + ", ".join(
         f"{k} {1000 * v:.0f} ms" for k, v in costs.items()))
+    # what a native dumpsys would not cost: the state read beyond a shell round trip
+    startups = startup_calls * max(0.0, costs["device state"] - costs["shell true"])
     for name in ("cold", "warm"):
         r = results[name]
         r["emulator_floor_s"] = floor
+        r["emulated_state_tool_s"] = startups
         print(f"{name}: the {modules} modules' non-inference adb calls at those idle costs: {floor:.1f} s = "
-              f"{100 * floor / r['phone_time_s']:.1f}% of phone-time")
+              f"{100 * floor / r['phone_time_s']:.1f}% of phone-time; of which the emulated dumpsys's start-ups "
+              f"(device state - shell true): {startups:.1f} s = {100 * startups / r['phone_time_s']:.1f}%")
+        cores = os.cpu_count() or 1
+        print(f"{name}: CPU seconds during the pass ({cores} cores x wall = {cores * r['wall_s']:.1f}): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in r["cpu_s"].items()))
     path = write_result("phone_overhead" if args.harness == "real" else f"phone_overhead-{args.harness}", {
         "emulator_costs_s": costs,
         "emulated": True, "note": note, "harness": args.harness,
