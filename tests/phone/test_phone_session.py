@@ -149,9 +149,7 @@ def test_files_changed_on_the_phone_between_sessions_are_pushed_again(tmp_path, 
     raw = sorted(root.glob("models/*/*.raw"))[-1]
     raw.unlink()
     net_run = root / "bin" / "snpe-net-run"
-    net_run.write_bytes(net_run.read_bytes() + b"
-# changed
-")
+    net_run.write_bytes(net_run.read_bytes() + b"\n# changed\n")
     sends = phones.a.count("SEND")
     shells = phones.a.count("shell,v2")
     # a new session lists the device root once and pushes exactly what differs
