@@ -413,3 +413,25 @@ def test_inventory_replaces_the_md5_listing_of_pushes_under_it(adb_server, sessi
     shells = adb_server.a.count("shell,v2")
     assert session.push_tree(tmp_path / "b", f"{TMP}/elsewhere").pushed == ["y.bin"]
     assert adb_server.a.count("shell,v2") == shells + 1
+
+
+def test_sync_connections_send_without_nagle_and_ask_for_quick_acks(adb_server, session, tmp_path, monkeypatch):
+    import socket
+    from profiler.phone.adb import sync
+    seen = []
+    real_read = sync._read_exact
+
+    def reading(conn, n):  # the socket's options as each reply is read
+        data = real_read(conn, n)
+        seen.append(conn.conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return data
+
+    monkeypatch.setattr(sync, "_read_exact", reading)
+    quick = []
+    real_quick = sync._quick_ack
+    monkeypatch.setattr(sync, "_quick_ack", lambda conn: (quick.append(1), real_quick(conn)))
+    f = _write(tmp_path / "a.bin", b"abc")
+    session.push_files([(f, f"{TMP}/nd/a.bin")])
+    session.pull_files([(f"{TMP}/nd/a.bin", tmp_path / "b.bin")])
+    assert seen and all(seen) and (tmp_path / "b.bin").read_bytes() == b"abc"
+    assert len(quick) == len(seen)  # every read of a reply first asks for quick ACKs
