@@ -435,3 +435,21 @@ def test_sync_connections_send_without_nagle_and_ask_for_quick_acks(adb_server, 
     session.pull_files([(f"{TMP}/nd/a.bin", tmp_path / "b.bin")])
     assert seen and all(seen) and (tmp_path / "b.bin").read_bytes() == b"abc"
     assert len(quick) == len(seen)  # every read of a reply first asks for quick ACKs
+
+
+def test_client_asks_the_server_version_once_and_closes_without_sleeping(adb_server, monkeypatch):
+    from adbutils import _adb
+    from profiler.phone.adb.session import open_client
+    client = open_client("127.0.0.1", adb_server.port)   # asks host:version: the server answers
+    session = DeviceSession(client, adb_server.a.addr, timeout=20)
+    made = []
+    real = client.make_connection
+    monkeypatch.setattr(client, "make_connection", lambda timeout=None: made.append(1) or real(timeout))
+    sleeps = []
+    monkeypatch.setattr(_adb.time, "sleep", lambda t: sleeps.append(t))
+    assert session.shell("echo hi").output == "hi\n"   # the first call also asks the features
+    assert len(made) == 2
+    made.clear()
+    assert session.shell("echo again").output == "again\n"
+    # one connection per call: none for host:version; adbutils' 10 ms sleep on close not paid
+    assert len(made) == 1 and sleeps == []
