@@ -25,9 +25,11 @@ categories are summed over threads and compared with *phone-time* = phones x wal
 "measured inference" is the time inside the shell calls that run ``run_<RUNTIME>.sh`` (the
 fake ``snpe-net-run``), the analogue of what a phone spends in snpe-net-run.
 
-Part of the adb cost is the client's and would be paid with a real adb server as well:
-adbutils (2.12) opens a second connection (``host:version``) for every transport, sleeps 10 ms
-when it closes each connection, and does not set TCP_NODELAY.
+Part of the adb cost is the client's and is paid with a real phone as well: adbutils (2.12)
+opens a second connection (``host:version``) for every transport, sleeps 10 ms when it closes
+each connection and sets no TCP options; the profiler's client avoids the first two and its
+sync connections set TCP_NODELAY and TCP_QUICKACK (docs/performance.md). ``emulator_costs``
+uses a plain adbutils client, so its per-call figures include adbutils' overheads.
 """
 
 from __future__ import annotations
