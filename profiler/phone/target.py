@@ -18,7 +18,9 @@ Per module and runtime (see ``docs/phones.md`` for the user's view):
    left out and the cycles stay in the record's ``layers`` with a note.
 
 The record also carries ``device_state``: serial, perf profile, governor and battery
-temperature before and after, and the cool-down wait when ``cooldown_temp_c`` is set.
+temperature before and after, and the cool-down wait when ``cooldown_temp_c`` is set. The
+reading after a module (taken right after its runs and pull) is the next module's "before" on
+the same phone when at most ``STATE_REUSE_S`` old (docs/phones.md, section 5).
 
 A batch is sharded over the selected phones with :func:`profiler.phone.adb.run_sharded` (one
 worker thread per phone); records are handed to the generator through a queue as they finish.
@@ -44,7 +46,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from profiler.phone.adb import DeviceInfo, DeviceSession, list_devices, open_client, open_session, run_sharded
-from profiler.phone.adb.session import StuckDeviceError, describe_listing, resolve_servers, server_name
+from profiler.phone.adb.session import (DeviceState, StuckDeviceError, describe_listing, resolve_servers,
+                                        server_name)
 from profiler.errors import DeviceError, ProfilerError, ResultsError, ToolError
 from profiler.phone.prep import STORE_CACHE, HostOptions, HostPrep, Prefetcher, Prepared
 from profiler.session import record
@@ -52,7 +55,7 @@ from profiler.session.target import SessionConfig, Target
 from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, ScriptOutcome, device_artifacts,
                                  device_script, load_overrides, locate_sdk, net_run_cmd, parse_diagview,
                                  parse_script_output, resolve_device_target)
-from profiler.phone.snpe.commands import BUFFER_TYPES, PERF_PROFILES, PROFILING_LEVELS, RUNTIME_BUFFERS
+from profiler.phone.snpe.commands import DIAG_DIR, BUFFER_TYPES, PERF_PROFILES, PROFILING_LEVELS, RUNTIME_BUFFERS
 from profiler.keys import LATENCY_KEYS, TOTAL_INFERENCE
 
 PHONE_RUNTIMES = ("CPU", "GPU", "GPU_FP16", "DSP", "AIP")
@@ -61,6 +64,9 @@ DEFAULT_PROFILING_LEVEL = "detailed"
 DEFAULT_RUNS = 10
 DEFAULT_DEVICE_ROOT = "/data/local/tmp/profiler"
 ARM64_ABIS = ("arm64-v8a",)
+# the state read after a module is the next module's "before" on that phone when at most this old
+# (seconds; older, e.g. after a long wait for the host's prep, it is read again)
+STATE_REUSE_S = 30.0
 CYCLES_NOTE = ("per-layer times are in DSP/HTP cycles and no DSP clock was given (--dsp-clock), so "
                "'Layers Time' in µs is not recorded; the cycle counts are kept here")
 
@@ -165,6 +171,8 @@ class PhoneTarget(Target):
         self._retired: Dict[str, str] = {}
         self._ready: set = set()
         self._staging: Optional[Path] = None
+        # per phone: the last state read (after its previous module) and when (time.monotonic)
+        self._last_state: Dict[str, Tuple[DeviceState, float]] = {}
 
     # ------------------------------------------------------------------ configuration
     def _validate(self) -> None:
@@ -295,6 +303,7 @@ class PhoneTarget(Target):
                 if serial in ready:
                     self._retired.pop(serial, None)
                     self._ready.discard(serial)  # check the pushed SDK again
+                    self._last_state.pop(serial, None)
 
     def devices(self) -> List[DeviceInfo]:
         """The selected phones (connects on first use)."""
@@ -449,13 +458,20 @@ class PhoneTarget(Target):
             return self._staging
 
     def _setup_device(self, session: DeviceSession) -> None:
-        """Push snpe-net-run and the libraries once per phone (md5-compared)."""
+        """Once per phone and session: stop our leftovers; one shell call reads the state and the
+        md5s of everything under ``bin/``, ``lib/`` and ``models/`` (not the runs' outputs), which
+        the session then keeps up to date itself; push snpe-net-run and the libraries where their
+        md5 differs."""
         if session.name in self._ready:
             return
         stopped = session.stop_leftovers()   # StuckDeviceError retires the phone
         if stopped:
             self._notice(f"device {session.name}: stopped {len(stopped)} process(es) an earlier profiler session "
                          f"left running there (pid {', '.join(map(str, stopped[:5]))})")
+        models = self.paths.models_dir
+        state = session.take_inventory([self.paths.bin_dir, self.paths.lib_dir, models],
+                                       prune=[f"{models}/*/output", f"{models}/*/{DIAG_DIR}"])
+        self._last_state[session.name] = (state, time.monotonic())
         staging = self._sdk_staging()
         session.push_tree(staging / "bin", self.paths.bin_dir)
         session.push_tree(staging / "lib", self.paths.lib_dir)
@@ -466,10 +482,13 @@ class PhoneTarget(Target):
                  cfg: SessionConfig, prefetch: Prefetcher, post: ThreadPoolExecutor) -> "Future[Dict[str, Any]]":
         """The phone's part of one module; returns the future record (logs read on ``post``).
 
-        On the phone: one shell call reading the device state and the model folder's md5s, one
-        push of the changed files (one sync connection), one shell call that runs all ``runs``
-        (the device script), one pull of all diag logs by name (one sync connection), one shell
-        call reading the state after. diagview and parsing happen on ``post`` while the phone goes on.
+        On the phone: one push of the files whose md5 differs from what the session knows the
+        phone holds (one sync connection, no listing: ``_setup_device``), one shell call that
+        runs all ``runs`` (the device script), one pull of all diag logs by name (one sync
+        connection), one shell call reading the state after. The state before is the reading
+        taken after the previous module on this phone (nothing else runs there in between) when
+        it is at most ``STATE_REUSE_S`` old, else it is read now. diagview and parsing happen on
+        ``post`` while the phone goes on.
         """
         start = time.monotonic()
         c = self.config
@@ -493,9 +512,9 @@ class PhoneTarget(Target):
                                      poll=max(0.1, min(c.cooldown_poll_s, c.cooldown_timeout_s or 0.1)))
             state["cooldown"] = {"limit_c": c.cooldown_temp_c, "cooled": cool.cooled,
                                  "waited_s": round(cool.waited_s, 1)}
-            before, remote = cool.state, None
-        else:  # the state before and what the model folder holds: one shell call
-            before, remote = session.state_and_md5(model_dir)
+            before = cool.state
+        else:
+            before = self._take_state(session.name) or session.device_state()
         tmp = Path(tempfile.mkdtemp(prefix="profiler-phone-"))
         try:
             stage = tmp / "stage"
@@ -504,7 +523,7 @@ class PhoneTarget(Target):
             for f in prep.bench_files():
                 os.symlink(f, stage / f.name)
             (stage / script_name).write_text(script, encoding="utf-8")
-            session.push_tree(stage, model_dir, remote=remote)
+            session.push_tree(stage, model_dir)  # compared with the session's inventory: no shell call
             res = session.shell(["sh", f"{model_dir}/{script_name}"], timeout=cfg.timeout_s * c.runs)
             outcome = parse_script_output(res.output)
             if res.exit_code != 0 or len(outcome.logs) != c.runs:
@@ -515,6 +534,7 @@ class PhoneTarget(Target):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self._last_state[session.name] = (after, time.monotonic())
         state.update({"governor": before.governor, "battery_temp_c_before": before.battery_temp_c,
                       "battery_temp_c_after": after.battery_temp_c})
         if after.governor != before.governor:
@@ -530,6 +550,13 @@ class PhoneTarget(Target):
             return self._record(item, runs, prep, session.serial, state, start)
 
         return post.submit(finish)
+
+    def _take_state(self, name: str) -> Optional[DeviceState]:
+        """The reading after the previous module on phone ``name`` if recent enough (used once)."""
+        last = self._last_state.pop(name, None)
+        if last is None or time.monotonic() - last[1] > STATE_REUSE_S:
+            return None
+        return last[0]
 
     def _run_error(self, res: Any, outcome: ScriptOutcome, serial: str, runtime: str, model_dir: str) -> ToolError:
         marks = ("PROFILER-RUN-FAILED", "PROFILER-NO-DIAG-LOG", "PROFILER-DIAG-LOG")

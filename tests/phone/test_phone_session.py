@@ -50,10 +50,14 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     for phone in (phones.a, phones.b):
         sends = [d for _, d in phone.requests("SEND") if d.startswith("/data/local/tmp/profiler/bin/")]
         assert len(sends) == 1, sends
-        # per module: state + md5 listing (one call), the runs (one call), the state after (one call)
+        # once per phone: the state and the md5s of everything under the device root (one call);
+        # per module: the runs (one call), the state after (one call, also the next module's
+        # state before), no md5 listing (the session knows what it pushed)
         mine = sum(r["device_state"]["serial"] == phone.addr for r in latest.values())
+        assert mine >= 1
         shells = [d for _, d in phone.requests("shell,v2")]
-        assert sum("dumpsys battery" in d and "md5sum" in d for d in shells) == mine
+        assert sum("dumpsys battery" in d and "md5sum" in d for d in shells) == 1
+        assert sum("dumpsys battery" not in d and "md5sum" in d for d in shells) == 0
         assert sum("dumpsys battery" in d and "md5sum" not in d for d in shells) == mine
         assert sum("/run_" in d for d in shells) == mine and phone.count("sync") == 2 * mine + 2
     for (uid, rt), rec in latest.items():
@@ -102,6 +106,60 @@ def test_two_phones_cpu_and_dsp_then_table(tmp_path, phones, sdk2, models, make_
     # quantizer call
     run_session(models, tmp_path / "again.results", target, session_config(["DSP"]))
     assert len(tool_calls(sdk2, "snpe-onnx-to-dlc")) == 3 and len(tool_calls(sdk2, "snpe-dlc-quant")) == 3
+
+
+def test_state_after_a_module_is_the_state_before_the_next_one(tmp_path, phones, sdk2, make_target, monkeypatch):
+    from profiler.phone.adb.session import DeviceSession
+    real = DeviceSession.device_state
+    reads = []
+
+    def reading(self):  # every separate state read finds a new battery temperature
+        reads.append(self.serial)
+        phones.a.set_battery_temp(40.0 + len(reads))
+        return real(self)
+
+    monkeypatch.setattr(DeviceSession, "device_state", reading)
+    models = write_models(tmp_path / "m", standard_specs(3))
+    out = tmp_path / "st.results"
+    target = make_target(sdk2, devices=(phones.a.addr,))
+    assert run_session(models, out, target, session_config(["CPU"])).failed == []
+    states = [r["device_state"] for r in read_store(out).records]  # one phone: in measurement order
+    assert [st["battery_temp_c_after"] for st in states] == [41.0, 42.0, 43.0]
+    assert [st["battery_temp_c_before"] for st in states] == [30.0, 41.0, 42.0]
+    assert len(reads) == 3
+    # a reading older than STATE_REUSE_S is not reused: each module reads its own state before
+    from profiler.phone import target as phone_target
+    monkeypatch.setattr(phone_target, "STATE_REUSE_S", -1.0)
+    out = tmp_path / "st2.results"
+    assert run_session(models, out, make_target(sdk2, devices=(phones.a.addr,)), session_config(["CPU"])).failed == []
+    states = [r["device_state"] for r in read_store(out).records]
+    assert [st["battery_temp_c_before"] for st in states] == [44.0, 46.0, 48.0]
+    assert [st["battery_temp_c_after"] for st in states] == [45.0, 47.0, 49.0]
+    assert len(reads) == 9
+
+
+def test_files_changed_on_the_phone_between_sessions_are_pushed_again(tmp_path, phones, sdk2, make_target):
+    models = write_models(tmp_path / "m", standard_specs(2))
+    one = dict(devices=(phones.a.addr,))
+    assert run_session(models, tmp_path / "1.results", make_target(sdk2, **one), session_config(["CPU"])).failed == []
+    root = phones.a.host_path("/data/local/tmp/profiler")
+    dlc = sorted(root.glob("models/*/*.dlc"))[0]
+    good = dlc.read_bytes()
+    dlc.write_bytes(b"changed behind the profiler's back")
+    raw = sorted(root.glob("models/*/*.raw"))[-1]
+    raw.unlink()
+    net_run = root / "bin" / "snpe-net-run"
+    net_run.write_bytes(net_run.read_bytes() + b"\n# changed\n")
+    sends = phones.a.count("SEND")
+    shells = phones.a.count("shell,v2")
+    # a new session lists the device root once and pushes exactly what differs
+    assert run_session(models, tmp_path / "2.results", make_target(sdk2, **one), session_config(["CPU"])).failed == []
+    pushed = sorted(d.rsplit(",", 1)[0] for _, d in phones.a.requests("SEND")[sends:])
+    device = "/data/local/tmp/profiler/"
+    assert pushed == sorted(device + p.relative_to(root).as_posix() for p in (dlc, raw, net_run))
+    assert dlc.read_bytes() == good and raw.is_file() and b"# changed" not in net_run.read_bytes()
+    new_shells = [d for _, d in phones.a.requests("shell,v2")[shells:]]
+    assert sum("md5sum" in d for d in new_shells) == 1
 
 
 def test_quantization_options_overrides_graph_prepare_and_dsp_clock(tmp_path, phones, sdk2, make_target):

@@ -6,9 +6,10 @@ naming the serial, what adb currently lists and what to do; a missing local file
 remote output is a :class:`ToolError`. Nothing here prints or exits.
 
 ``DeviceSession.push_tree`` pushes only files whose device copy has a different md5 (one
-``find DIR -type f -exec md5sum {} +`` on the device per call), so the SNPE SDK's binaries and
-libraries cross the cable once per phone, not once per run. Device-side ``md5sum`` is toybox's,
-present from Android 6 (API 23).
+``find DIR -type f -exec md5sum {} +`` on the device per call, or none when the session took an
+inventory of the folder, ``take_inventory``), so the SNPE SDK's binaries and libraries cross the
+cable once per phone, not once per run. Device-side ``md5sum`` is toybox's, present from
+Android 6 (API 23).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import posixpath
 import re
 import shlex
+import socket
 import stat as stat_mod
 import struct
 import subprocess
@@ -80,14 +82,36 @@ class _NoSpawnConnection(AdbConnection):
     def _safe_connect(self):
         return self._create_socket()
 
+    def close(self) -> None:
+        """Half-close, then close, without adbutils' 10 ms sleep in between (paid twice per adb
+        call): every caller here has read its reply to the end, so closing sends no RST."""
+        sock = self._AdbConnection__conn  # adbutils keeps the socket in a private attribute
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        sock.close()
+        self._AdbConnection__conn = None
+
 
 class NoSpawnClient(adbutils.AdbClient):
-    """An ``AdbClient`` that never starts an adb server (see :class:`_NoSpawnConnection`)."""
+    """An ``AdbClient`` that never starts an adb server (see :class:`_NoSpawnConnection`).
+
+    It also asks the server's version once (adbutils asks it on a connection of its own before
+    every transport) and sets ``TCP_NODELAY`` on its connections."""
 
     def __init__(self, host: Optional[str] = None, port: Optional[int] = None,
                  socket_timeout: Optional[float] = None):
         super().__init__(host=host, port=port, socket_timeout=socket_timeout)
         self._timeout = socket_timeout
+        self._version: Optional[int] = None
+
+    def server_version(self) -> int:
+        if self._version is None:
+            self._version = super().server_version()
+        return self._version
 
     def make_connection(self, timeout: Optional[float] = None) -> AdbConnection:
         timeout = timeout or self._timeout
@@ -97,6 +121,10 @@ class NoSpawnClient(adbutils.AdbClient):
             raise AdbTimeout("connect to adb server timeout") from None
         if timeout:
             conn.conn.settimeout(timeout)
+        try:
+            conn.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         return conn
 
 
@@ -338,13 +366,33 @@ def _md5_cmd(remote_dir: str) -> str:
 
 def parse_md5_listing(text: str, remote_dir: str) -> Dict[str, str]:
     """``md5sum`` lines of files under ``remote_dir`` -> ``{relative path: md5}`` (pure)."""
-    out = {}
     prefix = posixpath.normpath(remote_dir).rstrip("/") + "/"
+    return {path[len(prefix):]: md5 for path, md5 in parse_md5_paths(text).items() if path.startswith(prefix)}
+
+
+def parse_md5_paths(text: str) -> Dict[str, str]:
+    """``md5sum`` lines -> ``{device path: md5}`` (pure)."""
+    out = {}
     for line in text.splitlines():
         m = _MD5_LINE_RE.match(line.strip())
-        if m and m.group(2).startswith(prefix):
-            out[m.group(2)[len(prefix):]] = m.group(1).lower()
+        if m:
+            out[posixpath.normpath(m.group(2))] = m.group(1).lower()
     return out
+
+
+def _inventory_cmd(dirs: Sequence[str], prune: Sequence[str]) -> str:
+    """md5 of every regular file under the existing ``dirs``, skipping what matches a ``prune``
+    pattern (find's ``-path``); one ``find`` (toybox's has ``-path`` and ``-prune``)."""
+    skip = ""
+    if prune:
+        skip = "\\( " + " -o ".join(f"-path {_quote(p)}" for p in prune) + " \\) -prune -o "
+    return (f"set --; for d in {' '.join(_quote(d) for d in dirs)}; do "
+            "if [ -d \"$d\" ]; then set -- \"$@\" \"$d\"; fi; done; "
+            f"if [ $# -gt 0 ]; then find \"$@\" {skip}-type f -exec md5sum {{}} +; fi")
+
+
+def _under(path: str, dirs: Sequence[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
 
 
 def _md5_file(path: Path) -> str:
@@ -382,6 +430,10 @@ class DeviceSession:
         self.timeout = timeout
         self.device = client.device(serial)
         self._shell_v2: Optional[bool] = None  # from the device's adb features, on first use
+        # what this session knows the phone holds under some folders: {device path: md5}, from
+        # one listing (take_inventory) and then the session's own pushes (see push_tree)
+        self._inventory: Dict[str, str] = {}
+        self._inventory_dirs: Tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"DeviceSession({self.name!r})"
@@ -511,6 +563,7 @@ class DeviceSession:
         if root in ("/", "/data", "/data/local", "/data/local/tmp", "/sdcard") or not root.startswith("/"):
             raise ProfilerError(f"--device-root {device_root}: refusing to clean a folder the profiler "
                                 "does not own; give the profiler's own folder")
+        self.forget_inventory()
         parts = [posixpath.join(root, d) for d in ("bin", "lib", "models")]
         present = [p for p in parts if self.exists(p)]
         if present:
@@ -570,13 +623,36 @@ class DeviceSession:
         state_text, _, listing = res.output.partition(_MD5_SEP)
         return parse_device_state(state_text), parse_md5_listing(listing, remote_dir)
 
+    def take_inventory(self, dirs: Sequence[str], prune: Sequence[str] = ()) -> DeviceState:
+        """:meth:`device_state` and the md5 of every file under ``dirs`` in one shell call.
+
+        The md5s (files matching a ``prune`` pattern, find's ``-path``, left out) become this
+        session's inventory: :meth:`push_tree` into those folders compares with it instead of
+        listing, and records what it pushes. So a file changed on the phone behind the
+        session's back is noticed by the next session's listing, not by this one.
+        """
+        dirs = tuple(posixpath.normpath(d) for d in dirs)
+        res = self.shell(f"{_STATE_CMD}; echo {_MD5_SEP}; {_inventory_cmd(dirs, prune)}",
+                         timeout=min(self.timeout, 600.0))
+        state_text, _, listing = res.output.partition(_MD5_SEP)
+        self._inventory = {p: m for p, m in parse_md5_paths(listing).items() if _under(p, dirs)}
+        self._inventory_dirs = dirs
+        return parse_device_state(state_text)
+
+    def forget_inventory(self) -> None:
+        """Drop the inventory: later pushes list the device folder again."""
+        self._inventory, self._inventory_dirs = {}, ()
+
     def push_tree(self, local_dir: Union[str, Path], remote_dir: str,
                   remote: Optional[Dict[str, str]] = None) -> PushReport:
         """Mirror the files of ``local_dir`` under ``remote_dir``, sending only changed ones.
 
-        A file is skipped when the device already has the same md5 at the same relative path
-        (``remote``: that listing when the caller already has it, else one shell call reads it).
-        Extra device files are left alone. Executable bits follow the local files.
+        A file is skipped when the device already has the same md5 at the same relative path:
+        ``remote`` when the caller has that listing, else the session's inventory when
+        ``remote_dir`` lies under its folders (no shell call; :meth:`take_inventory`), else one
+        shell call lists it. What is pushed under the inventory's folders is recorded in it (a
+        push that fails drops its files from it, so they are sent again). Extra device files are
+        left alone. Executable bits follow the local files.
         """
         root = Path(local_dir)
         if not root.is_dir():
@@ -584,12 +660,25 @@ class DeviceSession:
         remote_dir = posixpath.normpath(remote_dir)
         local = {p.relative_to(root).as_posix(): p
                  for p in sorted(root.rglob("*")) if p.is_file()}
-        if remote is None:
+        tracked = _under(remote_dir, self._inventory_dirs)
+        if remote is None and tracked:
+            remote = {rel: self._inventory[dev] for rel in local
+                      if (dev := posixpath.join(remote_dir, rel)) in self._inventory}
+        elif remote is None:
             remote = self.remote_md5(remote_dir)
-        pushed, skipped = [], []
+        pushed, skipped, sums = [], [], {}
         for rel, path in local.items():
-            (skipped if remote.get(rel) == _md5_file(path) else pushed).append(rel)
-        sent = self.push_files([(local[rel], posixpath.join(remote_dir, rel)) for rel in pushed])
+            sums[rel] = _md5_file(path)
+            (skipped if remote.get(rel) == sums[rel] else pushed).append(rel)
+        dests = {rel: posixpath.join(remote_dir, rel) for rel in pushed}
+        try:
+            sent = self.push_files([(local[rel], dests[rel]) for rel in pushed])
+        except BaseException:
+            for dev in dests.values():
+                self._inventory.pop(dev, None)
+            raise
+        if tracked:
+            self._inventory.update({dests[rel]: sums[rel] for rel in pushed})
         return PushReport(pushed=pushed, skipped=skipped, bytes_pushed=sent)
 
     def push_files(self, files: Sequence[Tuple[Path, str]]) -> int:

@@ -7,11 +7,15 @@ connection until ``QUIT``: ``SEND <path>,<mode>`` + ``DATA``... + ``DONE <mtime>
 ``FAIL``; ``RECV <path>`` -> ``DATA``... ``DONE`` or ``FAIL``. adbd creates missing parent
 folders on SEND (feature ``fixed_push_mkdir``). These functions speak that on one connection
 and raise :class:`SyncFailure` (the device's own FAIL message) for a refused request; transport
-errors are adbutils' own, for the caller to map.
+errors are adbutils' own, for the caller to map. The connection to the adb server gets
+``TCP_NODELAY`` and, before each read, ``TCP_QUICKACK`` (Linux): without them Nagle's algorithm
+and delayed ACKs cost ~40 ms per file each way against the real adb server (measured on the
+emulated phones: 10 small files pushed in 461 ms -> 31 ms, pulled in 463 ms -> 29 ms).
 """
 
 from __future__ import annotations
 
+import socket
 import stat
 import struct
 import time
@@ -35,7 +39,32 @@ def _request(conn: Any, cmd: bytes, arg: str) -> None:
     conn.conn.sendall(cmd + struct.pack("<I", len(raw)) + raw)
 
 
+def _no_delays(conn: Any) -> None:
+    """TCP_NODELAY on the connection to the adb server: a push's ``SEND``, ``DATA`` and ``DONE``
+    are separate writes, and with Nagle's algorithm each later one waits for the server's
+    delayed ACK (~40 ms per file on Linux)."""
+    try:
+        conn.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not a TCP socket: nothing to tune
+        pass
+
+
+def _quick_ack(conn: Any) -> None:
+    """Acknowledge what arrives next at once (Linux ``TCP_QUICKACK``, which the kernel clears
+    again by itself, so it is set before every read; elsewhere nothing): the adb server writes a
+    pulled file's ``DATA`` and ``DONE`` separately, and holds the second until our ACK of the
+    first, which the kernel would otherwise delay by ~40 ms per file."""
+    flag = getattr(socket, "TCP_QUICKACK", None)
+    if flag is None:
+        return
+    try:
+        conn.conn.setsockopt(socket.IPPROTO_TCP, flag, 1)
+    except (OSError, AttributeError):
+        pass
+
+
 def _read_exact(conn: Any, n: int) -> bytes:
+    _quick_ack(conn)
     data = conn.read(n)
     if len(data) != n:
         raise ConnectionError(f"sync connection closed ({len(data)} of {n} bytes)")
@@ -49,6 +78,7 @@ def _fail_text(conn: Any) -> str:
 
 def _open(device: Any, timeout: float) -> Any:
     conn = device.open_transport(timeout=timeout)
+    _no_delays(conn)
     conn.send_command("sync:")
     conn.check_okay()
     return conn

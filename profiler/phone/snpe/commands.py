@@ -229,6 +229,10 @@ class DevicePaths:
         return f"{self.root.rstrip('/')}/lib"
 
     @property
+    def models_dir(self) -> str:
+        return f"{self.root.rstrip('/')}/models"
+
+    @property
     def snpe_net_run(self) -> str:
         return f"{self.bin_dir}/snpe-net-run"
 

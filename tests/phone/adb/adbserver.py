@@ -16,8 +16,8 @@ still uses this module, and why:
   ``Phone.refuse_on``);
 * its own tests (``test_device_adbserver.py``: the path rewriting, ``vanish``/``restore``,
   ``track-devices`` ``absent`` events, ``stop()`` cleaning up);
-* ``bench/phone_overhead.py``, so that its before/after figures (docs/performance.md) stay
-  comparable with the earlier runs on the same bench.
+* ``bench/phone_overhead.py --harness python``, so that figures stay comparable with the
+  earlier runs on that bench (docs/performance.md); its default is the real server.
 
 The real ``adbutils.AdbClient(host="127.0.0.1", port=server.port)`` talks to it unchanged.
 It speaks the smart-socket *host protocol* (4-hex-digit length-prefixed requests, ``OKAY``

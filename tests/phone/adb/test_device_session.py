@@ -387,3 +387,69 @@ def test_state_and_md5_is_one_shell_call(adb_server, session, tmp_path):
     shells = adb_server.a.count("shell,v2")
     rep = session.push_tree(tmp_path / "t", f"{TMP}/sm", remote=md5)  # the listing given: no shell call
     assert rep.skipped == ["a.bin"] and rep.pushed == [] and adb_server.a.count("shell,v2") == shells
+
+
+def test_inventory_replaces_the_md5_listing_of_pushes_under_it(adb_server, session, tmp_path):
+    root = f"{TMP}/inv"
+    _write(tmp_path / "a" / "x.bin", b"x")
+    _write(tmp_path / "a" / "out" / "run.log", b"log")
+    _write(tmp_path / "b" / "y.bin", b"y")
+    assert session.push_tree(tmp_path / "a", f"{root}/m/a").pushed == ["out/run.log", "x.bin"]
+    shells = adb_server.a.count("shell,v2")
+    state = session.take_inventory([f"{root}/m", f"{root}/missing"], prune=[f"{root}/m/*/out"])
+    assert state == DeviceState(30.0, "schedutil") and adb_server.a.count("shell,v2") == shells + 1
+    rep = session.push_tree(tmp_path / "a", f"{root}/m/a")  # out/ was left out of the listing
+    assert rep.skipped == ["x.bin"] and rep.pushed == ["out/run.log"]
+    assert session.push_tree(tmp_path / "b", f"{root}/m/b").pushed == ["y.bin"]
+    assert session.push_tree(tmp_path / "b", f"{root}/m/b").skipped == ["y.bin"]  # its own push recorded
+    assert adb_server.a.count("shell,v2") == shells + 1  # no listing after the inventory
+    # changed on the phone behind the session's back: the next listing (session) sees it
+    adb_server.a.host_path(f"{root}/m/b/y.bin").write_bytes(b"changed")
+    assert session.push_tree(tmp_path / "b", f"{root}/m/b").pushed == []
+    session.take_inventory([f"{root}/m"])
+    assert session.push_tree(tmp_path / "b", f"{root}/m/b").pushed == ["y.bin"]
+    assert adb_server.a.host_path(f"{root}/m/b/y.bin").read_bytes() == b"y"
+    # outside the inventory's folders a push lists the folder, as before
+    shells = adb_server.a.count("shell,v2")
+    assert session.push_tree(tmp_path / "b", f"{TMP}/elsewhere").pushed == ["y.bin"]
+    assert adb_server.a.count("shell,v2") == shells + 1
+
+
+def test_sync_connections_send_without_nagle_and_ask_for_quick_acks(adb_server, session, tmp_path, monkeypatch):
+    import socket
+    from profiler.phone.adb import sync
+    seen = []
+    real_read = sync._read_exact
+
+    def reading(conn, n):  # the socket's options as each reply is read
+        data = real_read(conn, n)
+        seen.append(conn.conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return data
+
+    monkeypatch.setattr(sync, "_read_exact", reading)
+    quick = []
+    real_quick = sync._quick_ack
+    monkeypatch.setattr(sync, "_quick_ack", lambda conn: (quick.append(1), real_quick(conn)))
+    f = _write(tmp_path / "a.bin", b"abc")
+    session.push_files([(f, f"{TMP}/nd/a.bin")])
+    session.pull_files([(f"{TMP}/nd/a.bin", tmp_path / "b.bin")])
+    assert seen and all(seen) and (tmp_path / "b.bin").read_bytes() == b"abc"
+    assert len(quick) == len(seen)  # every read of a reply first asks for quick ACKs
+
+
+def test_client_asks_the_server_version_once_and_closes_without_sleeping(adb_server, monkeypatch):
+    from adbutils import _adb
+    from profiler.phone.adb.session import open_client
+    client = open_client("127.0.0.1", adb_server.port)   # asks host:version: the server answers
+    session = DeviceSession(client, adb_server.a.addr, timeout=20)
+    made = []
+    real = client.make_connection
+    monkeypatch.setattr(client, "make_connection", lambda timeout=None: made.append(1) or real(timeout))
+    sleeps = []
+    monkeypatch.setattr(_adb.time, "sleep", lambda t: sleeps.append(t))
+    assert session.shell("echo hi").output == "hi\n"   # the first call also asks the features
+    assert len(made) == 2
+    made.clear()
+    assert session.shell("echo again").output == "again\n"
+    # one connection per call: none for host:version; adbutils' 10 ms sleep on close not paid
+    assert len(made) == 1 and sleeps == []
