@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from profiler.session.loop import run_session
@@ -83,6 +84,10 @@ def _leave_a_process(adb_server, phone):
     from profiler.phone.adb import open_session
     s = open_session(adb_server.client(), phone.addr, timeout=20)
     s.shell("nohup sleep 300 >/dev/null 2>&1 &")     # tagged like every command of ours
+    # the shell that started it may still be exiting (also tagged): wait until only sleep is left
+    deadline = time.monotonic() + 10
+    while len(s._tagged_pids(s._owner())) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     return s
 
 
