@@ -616,13 +616,6 @@ class DeviceSession:
         remote_dir = posixpath.normpath(remote_dir)
         return parse_md5_listing(self.shell(_md5_cmd(remote_dir)).output, remote_dir)
 
-    def state_and_md5(self, remote_dir: str) -> Tuple[DeviceState, Dict[str, str]]:
-        """:meth:`device_state` and :meth:`remote_md5` in one shell call (one round trip)."""
-        remote_dir = posixpath.normpath(remote_dir)
-        res = self.shell(f"{_STATE_CMD}; echo {_MD5_SEP}; {_md5_cmd(remote_dir)}", timeout=min(self.timeout, 60.0))
-        state_text, _, listing = res.output.partition(_MD5_SEP)
-        return parse_device_state(state_text), parse_md5_listing(listing, remote_dir)
-
     def take_inventory(self, dirs: Sequence[str], prune: Sequence[str] = ()) -> DeviceState:
         """:meth:`device_state` and the md5 of every file under ``dirs`` in one shell call.
 
@@ -643,14 +636,12 @@ class DeviceSession:
         """Drop the inventory: later pushes list the device folder again."""
         self._inventory, self._inventory_dirs = {}, ()
 
-    def push_tree(self, local_dir: Union[str, Path], remote_dir: str,
-                  remote: Optional[Dict[str, str]] = None) -> PushReport:
+    def push_tree(self, local_dir: Union[str, Path], remote_dir: str) -> PushReport:
         """Mirror the files of ``local_dir`` under ``remote_dir``, sending only changed ones.
 
-        A file is skipped when the device already has the same md5 at the same relative path:
-        ``remote`` when the caller has that listing, else the session's inventory when
-        ``remote_dir`` lies under its folders (no shell call; :meth:`take_inventory`), else one
-        shell call lists it. What is pushed under the inventory's folders is recorded in it (a
+        A file is skipped when the device already has the same md5 at the same relative path: the
+        session's inventory when ``remote_dir`` lies under its folders (no shell call;
+        :meth:`take_inventory`), else one shell call lists it. What is pushed under the inventory's folders is recorded in it (a
         push that fails drops its files from it, so they are sent again). Extra device files are
         left alone. Executable bits follow the local files.
         """
@@ -661,10 +652,10 @@ class DeviceSession:
         local = {p.relative_to(root).as_posix(): p
                  for p in sorted(root.rglob("*")) if p.is_file()}
         tracked = _under(remote_dir, self._inventory_dirs)
-        if remote is None and tracked:
+        if tracked:
             remote = {rel: self._inventory[dev] for rel in local
                       if (dev := posixpath.join(remote_dir, rel)) in self._inventory}
-        elif remote is None:
+        else:
             remote = self.remote_md5(remote_dir)
         pushed, skipped, sums = [], [], {}
         for rel, path in local.items():

@@ -375,20 +375,6 @@ def test_push_tree_is_one_md5_listing_and_one_sync_connection(adb_server, sessio
     assert len(services) == 2  # the md5 listing (shell) and the sync connection
 
 
-def test_state_and_md5_is_one_shell_call(adb_server, session, tmp_path):
-    _write(tmp_path / "t" / "a.bin", b"abc")
-    session.push_tree(tmp_path / "t", f"{TMP}/sm")
-    shells = adb_server.a.count("shell,v2")
-    state, md5 = session.state_and_md5(f"{TMP}/sm")
-    assert adb_server.a.count("shell,v2") == shells + 1
-    assert state == DeviceState(30.0, "schedutil") and md5 == {"a.bin": "900150983cd24fb0d6963f7d28e17f72"}
-    assert md5 == session.remote_md5(f"{TMP}/sm") and state == session.device_state()
-    assert session.state_and_md5(f"{TMP}/none") == (DeviceState(30.0, "schedutil"), {})
-    shells = adb_server.a.count("shell,v2")
-    rep = session.push_tree(tmp_path / "t", f"{TMP}/sm", remote=md5)  # the listing given: no shell call
-    assert rep.skipped == ["a.bin"] and rep.pushed == [] and adb_server.a.count("shell,v2") == shells
-
-
 def test_inventory_replaces_the_md5_listing_of_pushes_under_it(adb_server, session, tmp_path):
     root = f"{TMP}/inv"
     _write(tmp_path / "a" / "x.bin", b"x")
