@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -53,6 +51,11 @@ def test_schema_file_is_shipped_beside_spaces():
 def test_invalid_documents_name_key_path(mutate, expected):
     doc = _doc()
     mutate(doc)
+    assert_one_line_error(doc, expected)
+
+
+def assert_one_line_error(doc: dict, expected: str) -> None:
+    """``doc`` (as file x.json) is refused with one line starting with ``expected``."""
     with pytest.raises(SpaceError) as exc:
         parse_document(doc, "x.json")
     msg = str(exc.value)

@@ -30,6 +30,18 @@ def _two(adb_server, adb_servers, phones):
     return (adb_server, a), (second, b)
 
 
+def _kill_at_first_record(*servers):
+    """An ``on_progress`` that kills the ``servers``' processes once, at the first record (a phone
+    host rebooting, a tunnel dropping)."""
+    def on_progress(done, total, uid, failed):
+        last = servers[-1]
+        if uid and last.proc is not None and last.proc.poll() is None:
+            for s in servers:
+                s.proc.kill()
+                s.proc.wait(10)
+    return on_progress
+
+
 def _name(phone, server) -> str:
     return f"{phone.addr}@127.0.0.1:{server.port}"
 
@@ -61,16 +73,9 @@ def test_bench_shards_over_two_servers_and_survives_one_going_away(tmp_path, adb
 
     # then server 2 is killed after the first record of a new session: its phone's share moves to phone 1
     out2 = tmp_path / "gone.results"
-    seen = []
-
-    def on_progress(done, total, uid, failed):
-        seen.append(uid)
-        if uid and s2.proc is not None and s2.proc.poll() is None:
-            s2.proc.kill()          # the server process dies (a phone host rebooting, a tunnel dropping)
-            s2.proc.wait(10)
     target = make_real_target(sdk, [s1, s2])
     summary = run_session(models, out2, target, session_config(["CPU", "GPU"], batch_size=4),
-                          on_progress=on_progress)
+                          on_progress=_kill_at_first_record(s2))
     assert s2.proc.poll() is not None
     contents = read_store(out2)
     latest = contents.latest()
@@ -93,13 +98,8 @@ def test_all_phones_of_a_dead_server_fail_then_resume_completes(tmp_path, adb_se
     models = write_models(tmp_path / "m", standard_specs(4))
     out = tmp_path / "r.results"
 
-    def on_progress(done, total, uid, failed):
-        if uid and s2.proc is not None and s2.proc.poll() is None:
-            for s in (s1, s2):
-                s.proc.kill()
-                s.proc.wait(10)
     summary = run_session(models, out, make_real_target(sdk, [s1, s2]), session_config(["CPU"], batch_size=4),
-                          on_progress=on_progress)
+                          on_progress=_kill_at_first_record(s1, s2))
     ok = [k for k, r in read_store(out).latest().items() if r["status"] == "ok"]
     assert summary.failed and 0 < len(ok) < 4 and len(ok) + len(summary.failed) == 4
     assert all("--resume" in e for _, _, e in summary.failed)
