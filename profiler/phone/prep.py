@@ -283,34 +283,44 @@ class HostPrep:
 
 
 class Prefetcher:
-    """Prepares the modules of a batch ahead of the phones, on one background thread.
+    """Prepares the modules of a batch ahead of the phones, on ``workers`` background threads.
 
-    ``prepare(item)`` is called for ``items`` in order, at most ``ahead`` items before the
+    ``prepare(item)`` is started for ``items`` in order, at most ``ahead`` items before the
     phones take them with :meth:`get` (which returns the prepared module or raises that
-    module's own error, so a failure stays attributed to its module). An item the thread has not
-    started yet when a phone asks for it is prepared by the asking thread instead, so a phone
-    never waits for the modules queued before its own. :meth:`close` stops the thread.
+    module's own error, so a failure stays attributed to its module). With several phones one
+    thread per phone keeps up with them (a module's conversion can take longer than its runs);
+    ``prepare`` must then be thread-safe (:class:`HostPrep` locks each cache file). An item no
+    thread has started yet when a phone asks for it is prepared by the asking thread instead,
+    so a phone never waits for the modules queued before its own. :meth:`close` stops the
+    threads.
     """
 
     def __init__(self, prepare: Callable[[Mapping[str, Any]], Prepared], items: Sequence[Mapping[str, Any]],
-                 ahead: int) -> None:
+                 ahead: int, workers: int = 1) -> None:
         self._prepare = prepare
         self._items = list(items)
         self._futures: Dict[int, "Future[Prepared]"] = {id(it): Future() for it in self._items}
         self._released: set = set()
         self._slots = threading.Semaphore(max(1, ahead))
         self._guard = threading.Lock()
+        self._next = 0  # index of the next item a thread starts
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="phone-prep", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name="phone-prep", daemon=True)
+                         for _ in range(max(1, min(workers, len(self._items))))]
+        for t in self._threads:
+            t.start()
 
     def _run(self) -> None:
-        for item in self._items:
+        while True:
             while not self._slots.acquire(timeout=0.1):
                 if self._stop.is_set():
                     return
-            if self._stop.is_set():
-                return
+            with self._guard:
+                if self._stop.is_set() or self._next >= len(self._items):
+                    self._slots.release()
+                    return
+                item = self._items[self._next]
+                self._next += 1
             fut = self._futures[id(item)]
             if not fut.set_running_or_notify_cancel():  # its phone prepared it itself
                 self._slots.release()
@@ -336,7 +346,8 @@ class Prefetcher:
         self._stop.set()
         for fut in self._futures.values():
             fut.cancel()
-        self._thread.join()
+        for t in self._threads:
+            t.join()
 
 
 def _norm(key: Mapping[str, Any]) -> Dict[str, Any]:

@@ -57,3 +57,22 @@ def test_prefetcher_lets_a_phone_prepare_a_module_not_started_yet():
     finally:
         pre.close()
     assert sum(1 for u, _ in seen if u == "m2") == 1
+
+
+def test_prefetcher_with_several_workers_prepares_modules_at_the_same_time():
+    items = [{"uid": f"m{i}"} for i in range(5)]
+    both = threading.Barrier(2, timeout=5)
+    seen = []
+
+    def prepare(item):
+        if item["uid"] in ("m0", "m1"):
+            both.wait()  # raises BrokenBarrierError unless m0 and m1 are prepared at once
+        seen.append(item["uid"])
+        return item["uid"].upper()
+
+    pre = Prefetcher(prepare, items, ahead=4, workers=2)
+    try:
+        assert [pre.get(it) for it in items] == ["M0", "M1", "M2", "M3", "M4"]
+    finally:
+        pre.close()
+    assert sorted(seen) == [f"m{i}" for i in range(5)]  # each module once
