@@ -364,6 +364,43 @@ def test_push_and_pull_many_files_over_one_sync_connection_each(adb_server, sess
         session.pull_files([(f"{TMP}/many/nope.log", tmp_path / "x.log")])
 
 
+def test_pushes_are_pipelined_with_a_bound_on_unread_replies(adb_server, session, tmp_path, monkeypatch):
+    """As adb's client: files go out back to back and their OKAYs are read later, at most
+    MAX_DEFERRED (here 2) left unread; every file arrives intact (one over 64 KiB)."""
+    from profiler.phone.adb import sync
+    events = []
+    real_send, real_ack = sync._send_file, sync._ack
+    monkeypatch.setattr(sync, "_send_file", lambda c, l, r, m: (events.append("s" + l.name[1]), real_send(c, l, r, m))[1])
+    monkeypatch.setattr(sync, "_ack", lambda c, r: (real_ack(c, r), events.append("a" + r[-1]))[0])
+    monkeypatch.setattr(sync, "_readable", lambda c: False)  # only the bound makes it read early
+    monkeypatch.setattr(sync, "MAX_DEFERRED", 2)
+    files = [_write(tmp_path / "up" / f"f{i}", bytes([i + 1]) * (3 + 50000 * i)) for i in range(5)]
+    session.push_files([(f, f"{TMP}/pipe/{f.name}{i}") for i, f in enumerate(files)])
+    assert events == ["s0", "s1", "a0", "s2", "a1", "s3", "a2", "s4", "a3", "a4"]
+    assert [adb_server.a.host_path(f"{TMP}/pipe/{f.name}{i}").read_bytes() for i, f in enumerate(files)] == \
+        [f.read_bytes() for f in files]
+
+
+def test_a_file_refused_mid_push_is_named_and_the_earlier_ones_are_there(adb_server, session, tmp_path):
+    files = [_write(tmp_path / f"f{i}", b"%d" % i) for i in range(4)]
+    adb_server.a.host_path(f"{TMP}/plain").parent.mkdir(parents=True, exist_ok=True)
+    adb_server.a.host_path(f"{TMP}/plain").write_bytes(b"a file, not a folder")
+    dests = [f"{TMP}/ok/f0", f"{TMP}/ok/f1", f"{TMP}/plain/f2", f"{TMP}/ok/f3"]
+    with pytest.raises(ToolError, match=re.escape(f"device {session.serial}: push {TMP}/plain/f2 refused: ")):
+        session.push_files(list(zip(files, dests)))
+    assert [adb_server.a.host_path(d).read_bytes() for d in dests[:2]] == [b"0", b"1"]
+
+
+def test_pulls_are_pipelined_and_a_missing_file_in_the_middle_is_named(adb_server, session, tmp_path):
+    for i in (0, 1, 3):
+        _write(adb_server.a.host_path(f"{TMP}/logs/r{i}.log"), b"log %d" % i)
+    wanted = [(f"{TMP}/logs/r{i}.log", tmp_path / f"r{i}.log") for i in range(4)]
+    assert session.pull_files([wanted[0], wanted[1], wanted[3]]) == [5, 5, 5]
+    with pytest.raises(ToolError, match=re.escape(f"device {session.serial}: {TMP}/logs/r2.log could not be pulled")):
+        session.pull_files(wanted)
+    assert (tmp_path / "r1.log").read_bytes() == b"log 1"
+
+
 def test_push_tree_is_one_md5_listing_and_one_sync_connection(adb_server, session, tmp_path, monkeypatch):
     for i in range(5):
         _write(tmp_path / "t" / f"f{i}", b"%d" % i)
