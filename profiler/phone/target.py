@@ -22,8 +22,10 @@ temperature before and after, and the cool-down wait when ``cooldown_temp_c`` is
 reading after a module (taken right after its runs and pull) is the next module's "before" on
 the same phone when at most ``STATE_REUSE_S`` old (docs/phones.md, section 5).
 
-A batch is sharded over the selected phones with :func:`profiler.phone.adb.run_sharded` (one
-worker thread per phone); records are handed to the generator through a queue as they finish.
+The session hands the phones every runtime's batch at once (``streams_batches``): their
+(module, runtime) jobs form one queue, sharded over the selected phones with
+:func:`profiler.phone.adb.run_sharded` (one worker thread per phone), so no phone idles at the
+end of a runtime; records are handed to the generator through a queue as they finish.
 A phone that vanishes is retired and its module re-queued to the others; when no phone is left
 the remaining modules come back as failed ("device ... vanished"), so ``--resume`` retries them.
 A command that fails or times out on a phone that is still connected fails only that module.
@@ -51,7 +53,7 @@ from profiler.phone.adb.session import (DeviceState, StuckDeviceError, describe_
 from profiler.errors import DeviceError, ProfilerError, ResultsError, ToolError
 from profiler.phone.prep import STORE_CACHE, HostOptions, HostPrep, Prefetcher, Prepared
 from profiler.session import record
-from profiler.session.target import SessionConfig, Target
+from profiler.session.target import Batch, SessionConfig, Target
 from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, ScriptOutcome, device_artifacts,
                                  device_script, load_overrides, locate_sdk, net_run_cmd, parse_diagview,
                                  parse_script_output, resolve_device_target)
@@ -95,6 +97,16 @@ def parse_flavor(name: str, default_buffer: str = "float") -> Tuple[str, str]:
 def device_dir_name(stem: str) -> str:
     """A device folder name for a model file stem (no characters that need shell quoting)."""
     return re.sub(r"[^A-Za-z0-9_.+\-=@%,]", "_", stem)[:120] or "model"
+
+
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """One module on one runtime: what a phone takes from the session's queue."""
+
+    runtime: str   # as given, e.g. DSP_ub_tf8
+    rt: str        # DSP
+    buffer: str    # ub_tf8
+    item: Dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,7 @@ class PhoneTarget(Target):
     """Snapdragon phones over adb with the SNPE SDK (see the module docstring)."""
 
     name = "phone"
+    streams_batches = True
 
     def __init__(self, config: PhoneConfig, client: Any = None) -> None:
         self.config = config
@@ -351,7 +364,14 @@ class PhoneTarget(Target):
     # ------------------------------------------------------------------ running
     def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
         """Shard ``items`` over the live phones; yield each record as soon as it exists."""
-        rt, buffer = parse_flavor(runtime, self.config.buffer)
+        for _, rec in self.run_batches([(runtime, items)], cfg):
+            yield rec
+
+    def run_batches(self, batches: Sequence[Batch], cfg: SessionConfig) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """Every (runtime, item) of ``batches`` in one queue shared by the live phones, in order;
+        yield ``(runtime, record)`` as soon as each exists."""
+        jobs = [_Job(runtime, *parse_flavor(runtime, self.config.buffer), item)
+                for runtime, items in batches for item in items]
         self._connect()
         self._revive()
         with self._lock:
@@ -359,20 +379,23 @@ class PhoneTarget(Target):
         for s in live:
             s.timeout = cfg.timeout_s
         if not live:
-            for item in items:
-                yield self._gone_record(item)
+            for job in jobs:
+                yield job.runtime, self._gone_record(job.item)
             return
         handoff: "queue.Queue[Tuple[str, Any]]" = queue.Queue()
         stop = threading.Event()
-        # host work off the phone threads: module k+1 is prepared while the phone runs k, and
-        # module k's logs are read (diagview, parse) while the phone runs k+1
-        prefetch = Prefetcher(lambda it: self.host.prepare(it, rt), items, ahead=len(live) + 1)
+        # host work off the phone threads: module k+1 is prepared while the phone runs k (one
+        # prep thread per phone, up to the host's cores: a conversion can take longer than a
+        # module's runs), and module k's logs are read (diagview, parse) while it runs k+1
+        preps = max(1, min(len(live), os.cpu_count() or 1))
+        prefetch = Prefetcher(lambda job: self.host.prepare(job.item, job.rt), jobs, ahead=len(live) + preps,
+                              workers=preps)
         post = ThreadPoolExecutor(max_workers=len(live), thread_name_prefix="phone-logs")
         pending: List["Future[Dict[str, Any]]"] = []
 
-        def fn(session: DeviceSession, item: Dict[str, Any]) -> "Future[Dict[str, Any]]":
+        def fn(session: DeviceSession, job: _Job) -> "Future[Dict[str, Any]]":
             try:
-                return self._measure(session, item, runtime, rt, buffer, cfg, prefetch, post)
+                return self._measure(session, job, cfg, prefetch, post)
             except DeviceError as e:
                 if not isinstance(e, StuckDeviceError) and session.name in self._ready_serials():
                     # the phone is still there: the command (not the phone) is the problem
@@ -380,31 +403,31 @@ class PhoneTarget(Target):
                                     "the phone carries on)") from e
                 raise
             except OSError as e:  # host files: cache folder not writable, disk full, ...
-                raise ToolError(_host_os_error(e, item)) from e
+                raise ToolError(_host_os_error(e, job.item)) from e
 
-        def on_result(item: Dict[str, Any], session: DeviceSession, fut: "Future[Dict[str, Any]]") -> None:
+        def on_result(job: _Job, session: DeviceSession, fut: "Future[Dict[str, Any]]") -> None:
             def done(f: "Future[Dict[str, Any]]") -> None:
                 try:
-                    handoff.put(("record", f.result()))
+                    handoff.put(("record", (job.runtime, f.result())))
                 except ProfilerError as e:
-                    handoff.put(("record", record.failed(item["uid"], str(e))))
+                    handoff.put(("record", (job.runtime, record.failed(job.item["uid"], str(e)))))
                 except OSError as e:
-                    handoff.put(("record", record.failed(item["uid"], _host_os_error(e, item))))
+                    handoff.put(("record", (job.runtime, record.failed(job.item["uid"], _host_os_error(e, job.item)))))
                 except BaseException as e:  # noqa: BLE001 - re-raised in the generator's thread
                     handoff.put(("error", e))
             pending.append(fut)
             fut.add_done_callback(done)
 
-        def on_event(kind: str, name: str, item: Optional[Dict[str, Any]], err: ProfilerError) -> None:
+        def on_event(kind: str, name: str, job: Optional[_Job], err: ProfilerError) -> None:
             if kind == "retired":
                 with self._lock:
                     self._retired[name] = str(err)
-            elif kind == "failed" and item is not None:
-                handoff.put(("record", record.failed(item["uid"], str(err))))
+            elif kind == "failed" and job is not None:
+                handoff.put(("record", (job.runtime, record.failed(job.item["uid"], str(err)))))
 
         def work() -> None:
             try:
-                report = run_sharded(live, items, fn, on_result, setup=self._setup_device, stop=stop,
+                report = run_sharded(live, jobs, fn, on_result, setup=self._setup_device, stop=stop,
                                      on_event=on_event)
                 wait(pending)  # the logs still being read: their records come first
                 handoff.put(("end", report))
@@ -428,8 +451,8 @@ class PhoneTarget(Target):
                     raise payload
                 else:
                     if not stop.is_set():
-                        for item in payload.not_done:
-                            yield self._gone_record(item)
+                        for job in payload.not_done:
+                            yield job.runtime, self._gone_record(job.item)
                     return
         finally:
             stop.set()
@@ -478,21 +501,22 @@ class PhoneTarget(Target):
         with self._lock:
             self._ready.add(session.name)
 
-    def _measure(self, session: DeviceSession, item: Dict[str, Any], runtime: str, rt: str, buffer: str,
-                 cfg: SessionConfig, prefetch: Prefetcher, post: ThreadPoolExecutor) -> "Future[Dict[str, Any]]":
+    def _measure(self, session: DeviceSession, job: "_Job", cfg: SessionConfig, prefetch: Prefetcher,
+                 post: ThreadPoolExecutor) -> "Future[Dict[str, Any]]":
         """The phone's part of one module; returns the future record (logs read on ``post``).
 
         On the phone: one push of the files whose md5 differs from what the session knows the
         phone holds (one sync connection, no listing: ``_setup_device``), one shell call that
         runs all ``runs`` (the device script), one pull of all diag logs by name (one sync
-        connection), one shell call reading the state after. The state before is the reading
-        taken after the previous module on this phone (nothing else runs there in between) when
-        it is at most ``STATE_REUSE_S`` old, else it is read now. diagview and parsing happen on
-        ``post`` while the phone goes on.
+        connection) and, beside it on a second adb stream, one shell call reading the state
+        after. The state before is the reading taken after the previous module on this phone
+        (nothing else runs there in between) when it is at most ``STATE_REUSE_S`` old, else it
+        is read now. diagview and parsing happen on ``post`` while the phone goes on.
         """
         start = time.monotonic()
         c = self.config
-        prep = prefetch.get(item)
+        item, runtime, rt, buffer = job.item, job.runtime, job.rt, job.buffer
+        prep = prefetch.get(job)
         model_dir = self.paths.model_dir(device_dir_name(prep.stem))
         script_name = f"run_{runtime}.sh"
         cmd = net_run_cmd(self.paths.snpe_net_run, prep.dlc.name, prep.input_list.name, runtime=rt,
@@ -529,8 +553,12 @@ class PhoneTarget(Target):
             if res.exit_code != 0 or len(outcome.logs) != c.runs:
                 raise self._run_error(res, outcome, session.serial, runtime, model_dir)
             locals_ = [tmp / f"run{i + 1}" / posixpath.basename(log) for i, log in enumerate(outcome.logs)]
-            session.pull_files([(f"{model_dir}/{log}", local) for log, local in zip(outcome.logs, locals_)])
-            after = session.device_state()
+            reading = _started(session.device_state)  # the state after, read while the logs come over
+            try:
+                session.pull_files([(f"{model_dir}/{log}", local) for log, local in zip(outcome.logs, locals_)])
+            finally:
+                wait([reading])
+            after = reading.result()
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -608,6 +636,20 @@ class PhoneTarget(Target):
         if text is not None:
             dest.with_suffix(".diagview.txt").write_text(text, encoding="utf-8")
         return dest
+
+
+def _started(fn: Callable[[], Any]) -> "Future[Any]":
+    """``fn()`` running on a new thread, as a future (an adb call beside another one)."""
+    fut: "Future[Any]" = Future()
+
+    def run() -> None:
+        if fut.set_running_or_notify_cancel():
+            try:
+                fut.set_result(fn())
+            except BaseException as e:  # noqa: BLE001 - raised by fut.result() in the caller
+                fut.set_exception(e)
+    threading.Thread(target=run, name="phone-state", daemon=True).start()
+    return fut
 
 
 def unwritable_store_folder(folder: Path, image: Optional[str]) -> str:

@@ -19,7 +19,7 @@ from profiler.models.manifest import entry_digest, entry_file, read_manifest
 from profiler.session.record import now_iso, stored
 from profiler.session.stats import MAX_REL_IQR, instability
 from profiler.session.store import ResultsStore, StoreContents
-from profiler.session.target import SessionConfig, SessionSummary, Target
+from profiler.session.target import Batch, SessionConfig, SessionSummary, Target
 
 Progress = Callable[[int, int, str, int], None]
 
@@ -118,23 +118,19 @@ def _measure(entries: List[Dict[str, Any]], items_by_uid: Dict[str, Dict[str, An
             if on_progress:
                 on_progress(finished, total, final["uid"], len(failed))
 
-        for rt in cfg.runtimes:
-            items = [items_by_uid[e["uid"]] for r, e in work if r == rt]
-            size = cfg.batch_size if cfg.batch_size > 0 else max(1, len(items))
-            for start in range(0, len(items), size):
-                batch = items[start:start + size]
-                held: Dict[str, Dict[str, Any]] = {}  # noisy results waiting for a re-measure
-                try:
-                    for rec in target.run_batch(rt, batch, cfg):
-                        rec = _scored(rec)
-                        if rec["status"] == "ok" and rec["noisy"] and cfg.remeasure > 0:
-                            held[rec["uid"]] = rec
-                        else:
-                            record(rec, rt)
-                    _remeasure(target, rt, batch, held, cfg)
-                finally:  # Ctrl-C or a crash: what was measured is still stored
-                    for rec in held.values():
+        for group in _groups(work, items_by_uid, cfg, target.streams_batches):
+            held: Dict[Tuple[str, str], Dict[str, Any]] = {}  # noisy results waiting for a re-measure
+            try:
+                for rt, rec in target.run_batches(group, cfg):
+                    rec = _scored(rec)
+                    if rec["status"] == "ok" and rec["noisy"] and cfg.remeasure > 0:
+                        held[(rec["uid"], rt)] = rec
+                    else:
                         record(rec, rt)
+                _remeasure(target, group, held, cfg)
+            finally:  # Ctrl-C or a crash: what was measured is still stored
+                for (_, rt), rec in held.items():
+                    record(rec, rt)
     return SessionSummary(Path(out), total, len(work), total - len(work), failed, unstable)
 
 
@@ -157,18 +153,37 @@ def _scored(rec: Dict[str, Any]) -> Dict[str, Any]:
                 attempts=rec.get("attempts", 1))
 
 
-def _remeasure(target: Target, runtime: str, batch: List[Dict[str, Any]],
-               held: Dict[str, Dict[str, Any]], cfg: SessionConfig) -> None:
-    """Re-measure the noisy results of a batch together (interleaved, like the first attempt)
-    up to ``cfg.remeasure`` times, keeping each module's steadiest attempt in ``held``."""
-    by_uid = {it["uid"]: it for it in batch}
+def _groups(work: List[Tuple[str, Dict[str, Any]]], items_by_uid: Dict[str, Dict[str, Any]], cfg: SessionConfig,
+            streams: bool) -> List[List[Batch]]:
+    """The calls to ``run_batches``: each runtime's pending items in batches of
+    ``cfg.batch_size`` (0: one batch); one batch per call, or, for a target that streams, the
+    i-th batch of every runtime together."""
+    per_rt: List[List[Batch]] = []
+    for rt in cfg.runtimes:
+        items = [items_by_uid[e["uid"]] for r, e in work if r == rt]
+        size = cfg.batch_size if cfg.batch_size > 0 else max(1, len(items))
+        per_rt.append([(rt, items[i:i + size]) for i in range(0, len(items), size)])
+    if not streams:
+        return [[b] for batches in per_rt for b in batches]
+    depth = max((len(b) for b in per_rt), default=0)
+    return [[batches[i] for batches in per_rt if i < len(batches)] for i in range(depth)]
+
+
+def _remeasure(target: Target, group: List[Batch], held: Dict[Tuple[str, str], Dict[str, Any]],
+               cfg: SessionConfig) -> None:
+    """Re-measure the noisy results of a group of batches together (interleaved, like the first
+    attempt) up to ``cfg.remeasure`` times, keeping each module's steadiest attempt in ``held``."""
+    by_key = {(it["uid"], rt): it for rt, items in group for it in items}
     for attempt in range(2, cfg.remeasure + 2):
-        noisy = [by_uid[uid] for uid, rec in held.items() if rec["noisy"]]
+        noisy = [(rt, [by_key[key] for key, rec in held.items() if key[1] == rt and rec["noisy"]])
+                 for rt, _ in group]
+        noisy = [(rt, items) for rt, items in noisy if items]
         if not noisy:
             return
-        for again in target.run_batch(runtime, noisy, cfg):
-            old = held[again["uid"]]
+        for rt, again in target.run_batches(noisy, cfg):
+            key = (again["uid"], rt)
+            old = held[key]
             old["attempts"] = attempt
             again = _scored(again)
             if again["status"] == "ok" and again["rel_iqr"] < old["rel_iqr"]:
-                held[again["uid"]] = dict(again, attempts=attempt)
+                held[key] = dict(again, attempts=attempt)

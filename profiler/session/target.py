@@ -1,6 +1,6 @@
 """The contract between a bench session and a target (host, phone): what a target must do.
 
-A target never writes the store and never prints: :meth:`Target.run_batch` yields one raw
+A target never writes the store and never prints: :meth:`Target.run_batches` yields one raw
 record per item (see :mod:`profiler.session.record`) and the session loop stores it.
 """
 
@@ -45,6 +45,9 @@ class SessionSummary:
     unstable: List[Tuple[str, str, List[str]]]
 
 
+Batch = Tuple[str, List[Dict[str, Any]]]  # (runtime, items)
+
+
 class Target:
     """Where models run. ``run_batch`` yields one record per item, in any order."""
 
@@ -52,6 +55,10 @@ class Target:
     # measure a modules manifest's null network (its ``constant`` entry) as the table's
     # per-network constant row; phones keep their own rule (Layers Time = Σ DLC layers)
     measures_constant = False
+    # the session hands run_batches the batches of every runtime at once (phones: one queue, so
+    # no phone idles at the end of one runtime's batch while another finishes); otherwise one
+    # batch per call, each measured (and re-measured) before the next
+    streams_batches = False
 
     def facts(self, runtimes: Sequence[str]) -> Dict[str, Any]:
         raise NotImplementedError
@@ -64,3 +71,10 @@ class Target:
 
     def run_batch(self, runtime: str, items: List[Dict[str, Any]], cfg: SessionConfig) -> Iterator[Dict[str, Any]]:
         raise NotImplementedError
+
+    def run_batches(self, batches: Sequence[Batch], cfg: SessionConfig) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """``(runtime, record)`` for every item of every batch, in any order; by default each
+        batch in turn through :meth:`run_batch`."""
+        for runtime, items in batches:
+            for rec in self.run_batch(runtime, items, cfg):
+                yield runtime, rec
