@@ -155,6 +155,8 @@ def instrument(timers: Timers) -> None:
     timers.patch(phone.PhoneTarget, "_record", CATEGORIES[11])
     timers.patch(phone.PhoneTarget, "facts", CATEGORIES[14], opaque=True)
     timers.patch(DeviceSession, "push_tree", CATEGORIES[2], opaque=True)
+    if hasattr(DeviceSession, "push_trees"):
+        timers.patch(DeviceSession, "push_trees", CATEGORIES[2], opaque=True)
     timers.patch(DeviceSession, "shell", shell, opaque=True)
     timers.patch(DeviceSession, "glob", CATEGORIES[7], opaque=True)
     timers.patch(DeviceSession, "pull", CATEGORIES[7], opaque=True)

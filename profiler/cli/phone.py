@@ -207,6 +207,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     clients = _open_clients(args)
     from profiler.errors import DeviceError
     from profiler.phone.adb import DeviceSession, describe_listing
+    from profiler.phone.snpe.commands import DevicePaths
     multi = len(clients) > 1
     found, listings = [], []
     for server, client in clients.items():
@@ -227,7 +228,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     server, client, i = match[0]
     session = DeviceSession(client, i.serial, timeout=120.0, name=f"{i.serial}@{server}" if multi else i.serial)
     stopped = session.stop_leftovers()
-    removed = session.clean(args.device_root)
+    removed = session.clean(args.device_root, DevicePaths.FOLDERS)
     what = ", ".join(removed) if removed else f"nothing (no profiler files under {args.device_root})"
     extra = f"; stopped {len(stopped)} leftover process(es) of ours" if stopped else ""
     print(f"device {session.name}: removed {what}{extra}", file=sys.stderr)

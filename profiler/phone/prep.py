@@ -7,7 +7,9 @@ For each module and runtime, :class:`HostPrep` produces what the phone needs:
 * for DSP/AIP, a quantized DLC (SNPE 1.x ``snpe-dlc-quantize``; 2.x ``snpe-dlc-quant``, plus
   ``snpe-dlc-graph-prepare`` when HTP SoCs are given) calibrated on random uniform raws or on
   images of ``--calibration-images`` (3-channel 4-D inputs only; other inputs stay random);
-* N random benchmark raws and their input list (paths relative to the model folder).
+* N random benchmark raws and their input list (paths relative to their folder), one folder per
+  distinct set of input names and dims (``inputs/in-<hash>/``), shared by the modules that have
+  them, on the host and on the phone.
 
 Everything is cached under ``<store's folder>/snpe-cache/<models folder name>-<hash of its
 absolute path>/snpe-<sdk version>/`` (``HostOptions.store_dir``, set by the session from the
@@ -103,7 +105,7 @@ class Prepared:
     stem: str
     dlc: Path                    # float or quantized, as the runtime needs
     info: DlcInfo                # dlc-info of the float DLC (inputs, layer names/types)
-    bench_dir: Path              # raws + input_list.txt (relative paths)
+    bench_dir: Path              # raws + input_list.txt (relative paths), shared by same-input modules
     quantized: bool
     calibration: Optional[str]   # "random" | "images" | None (not quantized)
 
@@ -186,7 +188,7 @@ class HostPrep:
         if not dims:
             raise ToolError(f"snpe-dlc-info of {dlc}: no network inputs listed; cannot make raw inputs")
         bench_key = {"dims": dims, "count": self.options.input_count, "seed": self.options.seed}
-        bench = root / "inputs" / stem
+        bench = root / "inputs" / f"in-{_key_hash(bench_key)}"  # shared by modules with the same inputs
         self._cached_dir(bench, bench_key, lambda tmp: self._bench_inputs(tmp, dims))
         if not needs_quantized_dlc(runtime, self.sdk.version):
             return Prepared(item["uid"], stem, dlc, info, bench, False, None)

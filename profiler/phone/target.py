@@ -7,8 +7,10 @@ Per module and runtime (see ``docs/phones.md`` for the user's view):
 2. device, once per phone: the SDK's ``snpe-net-run`` and libraries (DSP skels included) for
    the phone's arm64 folder are pushed with ``push_tree`` (md5-compared, so only changes cross
    the cable);
-3. device, per module: the DLC, raws, input list and a ``sh`` script (``device_script``) go to
-   ``<device root>/models/<module>/``; the script runs ``snpe-net-run`` with the runtime's
+3. device, per module: the DLC and a ``sh`` script (``device_script``) go to
+   ``<device root>/models/<module>/``, the raws and their input list to
+   ``<device root>/inputs/in-<hash>/`` (once per phone for all modules with those inputs); the
+   script runs ``snpe-net-run`` with the runtime's
    flags, ``--perf_profile`` and ``--profiling_level``; it is run ``runs`` times and each run's
    ``output/SNPEDiag*.log`` is pulled and read with the host's ``snpe-diagview``;
 4. each run gives one sample per LatencyKey (diagview's values are averages over the input
@@ -57,6 +59,7 @@ from profiler.session.target import Batch, SessionConfig, Target
 from profiler.phone.snpe import (DevicePaths, DiagRun, QuantizeOptions, ScriptOutcome, device_artifacts,
                                  device_script, load_overrides, locate_sdk, net_run_cmd, parse_diagview,
                                  parse_script_output, resolve_device_target)
+from profiler.phone.snpe.rawinput import rebase_input_list
 from profiler.phone.snpe.commands import DIAG_DIR, BUFFER_TYPES, PERF_PROFILES, PROFILING_LEVELS, RUNTIME_BUFFERS
 from profiler.keys import LATENCY_KEYS, TOTAL_INFERENCE
 
@@ -482,9 +485,9 @@ class PhoneTarget(Target):
 
     def _setup_device(self, session: DeviceSession) -> None:
         """Once per phone and session: stop our leftovers; one shell call reads the state and the
-        md5s of everything under ``bin/``, ``lib/`` and ``models/`` (not the runs' outputs), which
-        the session then keeps up to date itself; push snpe-net-run and the libraries where their
-        md5 differs."""
+        md5s of everything under ``bin/``, ``lib/``, ``inputs/`` and ``models/`` (not the runs'
+        outputs), which the session then keeps up to date itself; push snpe-net-run and the
+        libraries where their md5 differs."""
         if session.name in self._ready:
             return
         stopped = session.stop_leftovers()   # StuckDeviceError retires the phone
@@ -492,7 +495,7 @@ class PhoneTarget(Target):
             self._notice(f"device {session.name}: stopped {len(stopped)} process(es) an earlier profiler session "
                          f"left running there (pid {', '.join(map(str, stopped[:5]))})")
         models = self.paths.models_dir
-        state = session.take_inventory([self.paths.bin_dir, self.paths.lib_dir, models],
+        state = session.take_inventory([self.paths.bin_dir, self.paths.lib_dir, self.paths.inputs_root, models],
                                        prune=[f"{models}/*/output", f"{models}/*/{DIAG_DIR}"])
         self._last_state[session.name] = (state, time.monotonic())
         staging = self._sdk_staging()
@@ -518,8 +521,10 @@ class PhoneTarget(Target):
         item, runtime, rt, buffer = job.item, job.runtime, job.rt, job.buffer
         prep = prefetch.get(job)
         model_dir = self.paths.model_dir(device_dir_name(prep.stem))
+        inputs = prep.bench_dir.name   # raws shared by the modules with the same inputs
+        from_model = self.paths.inputs_from_model_dir(inputs)
         script_name = f"run_{runtime}.sh"
-        cmd = net_run_cmd(self.paths.snpe_net_run, prep.dlc.name, prep.input_list.name, runtime=rt,
+        cmd = net_run_cmd(self.paths.snpe_net_run, prep.dlc.name, f"{from_model}/{prep.input_list.name}", runtime=rt,
                           version=self.sdk.version, buffer=buffer, perf_profile=c.perf_profile,
                           profiling_level=c.profiling_level)
         script = device_script(cmd, lib_dir=self.paths.lib_dir, model_dir=model_dir, runs=c.runs)
@@ -541,13 +546,18 @@ class PhoneTarget(Target):
             before = self._take_state(session.name) or session.device_state()
         tmp = Path(tempfile.mkdtemp(prefix="profiler-phone-"))
         try:
-            stage = tmp / "stage"
+            stage, stage_in = tmp / "stage", tmp / "inputs"
             stage.mkdir()
+            stage_in.mkdir()
             os.symlink(prep.dlc, stage / prep.dlc.name)
-            for f in prep.bench_files():
-                os.symlink(f, stage / f.name)
             (stage / script_name).write_text(script, encoding="utf-8")
-            session.push_tree(stage, model_dir)  # compared with the session's inventory: no shell call
+            for f in prep.bench_files():
+                if f.name != prep.input_list.name:
+                    os.symlink(f, stage_in / f.name)
+            (stage_in / prep.input_list.name).write_text(
+                rebase_input_list(prep.input_list.read_text(encoding="utf-8"), from_model), encoding="utf-8")
+            # compared with the session's inventory (no shell call); one sync connection
+            session.push_trees([(stage_in, self.paths.inputs_dir(inputs)), (stage, model_dir)])
             res = session.shell(["sh", f"{model_dir}/{script_name}"], timeout=cfg.timeout_s * c.runs)
             outcome = parse_script_output(res.output)
             if res.exit_code != 0 or len(outcome.logs) != c.runs:
@@ -568,16 +578,30 @@ class PhoneTarget(Target):
         if after.governor != before.governor:
             state["governor_after"] = after.governor
 
-        def finish() -> Dict[str, Any]:
+        # one task per log, so idle log readers share a module's logs (the last module's above
+        # all, which the session waits for); the record is built when its last log is read
+        logs = [post.submit(self._diag_runs, local, prep, runtime, session.serial, i + 1)
+                for i, local in enumerate(locals_)]
+        rec: "Future[Dict[str, Any]]" = Future()
+        left = [len(logs)]
+        guard = threading.Lock()
+
+        def one_read(_: "Future[List[DiagRun]]") -> None:
+            with guard:
+                left[0] -= 1
+                if left[0]:
+                    return
             try:
-                runs: List[DiagRun] = []
-                for i, local in enumerate(locals_):
-                    runs.extend(self._diag_runs(local, prep, runtime, session.serial, i + 1))
+                runs = [r for f in logs for r in f.result()]  # the first failing run's error
+                rec.set_result(self._record(item, runs, prep, session.serial, state, start))
+            except BaseException as e:  # noqa: BLE001 - the module's own failure, for its callback
+                rec.set_exception(e)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            return self._record(item, runs, prep, session.serial, state, start)
 
-        return post.submit(finish)
+        for f in logs:
+            f.add_done_callback(one_read)
+        return rec
 
     def _take_state(self, name: str) -> Optional[DeviceState]:
         """The reading after the previous module on phone ``name`` if recent enough (used once)."""

@@ -146,7 +146,7 @@ def test_files_changed_on_the_phone_between_sessions_are_pushed_again(tmp_path, 
     dlc = sorted(root.glob("models/*/*.dlc"))[0]
     good = dlc.read_bytes()
     dlc.write_bytes(b"changed behind the profiler's back")
-    raw = sorted(root.glob("models/*/*.raw"))[-1]
+    raw = sorted(root.glob("inputs/*/*.raw"))[-1]
     raw.unlink()
     net_run = root / "bin" / "snpe-net-run"
     net_run.write_bytes(net_run.read_bytes() + b"\n# changed\n")
@@ -160,6 +160,27 @@ def test_files_changed_on_the_phone_between_sessions_are_pushed_again(tmp_path, 
     assert dlc.read_bytes() == good and raw.is_file() and b"# changed" not in net_run.read_bytes()
     new_shells = [d for _, d in phones.a.requests("shell,v2")[shells:]]
     assert sum("md5sum" in d for d in new_shells) == 1
+
+
+def test_modules_with_the_same_inputs_share_their_raws_on_the_phone(tmp_path, phones, sdk2, make_target):
+    """Raws depend only on the input names and dims (and seed, count): pushed once per phone into
+    inputs/in-<hash>/ for every module that has those inputs, and found there by snpe-net-run."""
+    from .models import conv_uid
+    specs = [{"uid": conv_uid(8, 8, 8, k), "c_in": 8, "c_out": 8, "hw": 8, "kernel": k} for k in (3, 1)]
+    specs.append({"uid": conv_uid(4, 8, 8), "c_in": 4, "c_out": 8, "hw": 8})
+    models = write_models(tmp_path / "m", specs)
+    sends = phones.a.count("SEND")
+    target = make_target(sdk2, devices=(phones.a.addr,), input_count=3)
+    assert run_session(models, tmp_path / "s.results", target, session_config(["CPU", "DSP"])).failed == []
+    pushed = [d.rsplit(",", 1)[0] for _, d in phones.a.requests("SEND")[sends:]]
+    raws = [p for p in pushed if p.endswith(".raw")]
+    assert len(raws) == 2 * 3 and len(set(raws)) == len(raws)   # 2 distinct inputs x 3 raws, once each
+    assert all(p.startswith("/data/local/tmp/profiler/inputs/in-") for p in raws)
+    root = phones.a.host_path("/data/local/tmp/profiler")
+    lists = sorted(root.glob("inputs/*/input_list.txt"))
+    assert len(lists) == 2 and all(ln.startswith(f"../../inputs/{f.parent.name}/")
+                                   for f in lists for ln in f.read_text().splitlines())
+    assert len(list((root / "models").iterdir())) == 3 and not list(root.glob("models/*/*.raw"))
 
 
 def test_quantization_options_overrides_graph_prepare_and_dsp_clock(tmp_path, phones, sdk2, make_target):

@@ -526,11 +526,11 @@ class DeviceSession:
 
     def _tagged_pids(self, pattern: str, signal_name: Optional[str] = None) -> List[int]:
         """PIDs whose /proc/PID/environ holds the fixed string ``pattern``; optionally sending
-        them ``signal_name`` first. One shell call, not itself tagged."""
+        them ``signal_name`` first. One shell call, not itself tagged, and one ``grep -l`` over
+        every environ (a grep per process costs a fork each: seconds on a phone)."""
         kill = f"kill -{signal_name} \"$p\" 2>/dev/null; " if signal_name else ""
-        script = ("for f in /proc/[0-9]*/environ; do p=${f#/proc/}; p=${p%/environ}; "
-                  "[ \"$p\" = \"$$\" ] && continue; "
-                  f"grep -qF {_quote(pattern)} \"$f\" 2>/dev/null || continue; "
+        script = (f"for f in $(grep -lF {_quote(pattern)} /proc/[0-9]*/environ 2>/dev/null); do "
+                  "p=${f#/proc/}; p=${p%/environ}; [ \"$p\" = \"$$\" ] && continue; "
                   f"{kill}echo \"pid:$p\"; done")
         res = self._run(script, min(self.timeout, 30.0), "stop tagged processes")
         return sorted({int(ln[4:]) for ln in res.output.split() if ln.startswith("pid:")
@@ -556,15 +556,15 @@ class DeviceSession:
                                    "earlier profiler session could not be killed; reboot the phone")
         return found
 
-    def clean(self, device_root: str) -> List[str]:
-        """Remove what the profiler pushes under ``device_root`` (``bin/``, ``lib/``,
-        ``models/``), then the folder itself if that leaves it empty; returns what was there."""
+    def clean(self, device_root: str, folders: Sequence[str]) -> List[str]:
+        """Remove the profiler's ``folders`` under ``device_root`` (``DevicePaths.FOLDERS``),
+        then the root itself if that leaves it empty; returns what was there."""
         root = posixpath.normpath(device_root)
         if root in ("/", "/data", "/data/local", "/data/local/tmp", "/sdcard") or not root.startswith("/"):
             raise ProfilerError(f"--device-root {device_root}: refusing to clean a folder the profiler "
                                 "does not own; give the profiler's own folder")
         self.forget_inventory()
-        parts = [posixpath.join(root, d) for d in ("bin", "lib", "models")]
+        parts = [posixpath.join(root, d) for d in folders]
         present = [p for p in parts if self.exists(p)]
         if present:
             self.shell("rm -rf " + " ".join(_quote(p) for p in present), check=True)
@@ -641,36 +641,53 @@ class DeviceSession:
 
         A file is skipped when the device already has the same md5 at the same relative path: the
         session's inventory when ``remote_dir`` lies under its folders (no shell call;
-        :meth:`take_inventory`), else one shell call lists it. What is pushed under the inventory's folders is recorded in it (a
-        push that fails drops its files from it, so they are sent again). Extra device files are
-        left alone. Executable bits follow the local files.
+        :meth:`take_inventory`), else one shell call lists it. What is pushed under the
+        inventory's folders is recorded in it (a push that fails drops its files from it, so
+        they are sent again). Extra device files are left alone. Executable bits follow the
+        local files.
         """
-        root = Path(local_dir)
-        if not root.is_dir():
-            raise ToolError(f"{root}: not a directory; cannot push it to device {self.serial}")
-        remote_dir = posixpath.normpath(remote_dir)
-        local = {p.relative_to(root).as_posix(): p
-                 for p in sorted(root.rglob("*")) if p.is_file()}
-        tracked = _under(remote_dir, self._inventory_dirs)
-        if tracked:
-            remote = {rel: self._inventory[dev] for rel in local
-                      if (dev := posixpath.join(remote_dir, rel)) in self._inventory}
-        else:
-            remote = self.remote_md5(remote_dir)
-        pushed, skipped, sums = [], [], {}
-        for rel, path in local.items():
-            sums[rel] = _md5_file(path)
-            (skipped if remote.get(rel) == sums[rel] else pushed).append(rel)
-        dests = {rel: posixpath.join(remote_dir, rel) for rel in pushed}
+        return self.push_trees([(local_dir, remote_dir)])[0]
+
+    def push_trees(self, trees: Sequence[Tuple[Union[str, Path], str]]) -> List[PushReport]:
+        """:meth:`push_tree` of several ``(local_dir, remote_dir)`` pairs, their changed files
+        over one sync connection (none when nothing changed)."""
+        todo: List[Tuple[Path, str]] = []
+        sums: Dict[str, str] = {}                  # device path -> md5, of what is sent
+        tracked: set = set()
+        reports = []
+        for local_dir, remote_dir in trees:
+            root = Path(local_dir)
+            if not root.is_dir():
+                raise ToolError(f"{root}: not a directory; cannot push it to device {self.serial}")
+            remote_dir = posixpath.normpath(remote_dir)
+            local = {p.relative_to(root).as_posix(): p
+                     for p in sorted(root.rglob("*")) if p.is_file()}
+            if _under(remote_dir, self._inventory_dirs):
+                remote = {rel: self._inventory[dev] for rel in local
+                          if (dev := posixpath.join(remote_dir, rel)) in self._inventory}
+                tracked |= {posixpath.join(remote_dir, rel) for rel in local}
+            else:
+                remote = self.remote_md5(remote_dir)
+            pushed, skipped, sent = [], [], 0
+            for rel, path in local.items():
+                md5 = _md5_file(path)
+                if remote.get(rel) == md5:
+                    skipped.append(rel)
+                    continue
+                pushed.append(rel)
+                dev = posixpath.join(remote_dir, rel)
+                todo.append((path, dev))
+                sums[dev] = md5
+                sent += path.stat().st_size
+            reports.append(PushReport(pushed=pushed, skipped=skipped, bytes_pushed=sent))
         try:
-            sent = self.push_files([(local[rel], dests[rel]) for rel in pushed])
+            self.push_files(todo)
         except BaseException:
-            for dev in dests.values():
+            for _, dev in todo:
                 self._inventory.pop(dev, None)
             raise
-        if tracked:
-            self._inventory.update({dests[rel]: sums[rel] for rel in pushed})
-        return PushReport(pushed=pushed, skipped=skipped, bytes_pushed=sent)
+        self._inventory.update({dev: md5 for dev, md5 in sums.items() if dev in tracked})
+        return reports
 
     def push_files(self, files: Sequence[Tuple[Path, str]]) -> int:
         """Push ``(local file, device path)`` pairs over one sync connection (adbd makes the

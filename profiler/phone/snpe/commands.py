@@ -213,7 +213,10 @@ class DevicePaths:
     """Device folder layout under one root (default ``/data/local/tmp/profiler``)::
 
         <root>/bin/snpe-net-run   <root>/lib/*.so (incl. DSP skels)   <root>/models/<name>/
+        <root>/inputs/<name>/ (benchmark raws + input list, shared by modules with the same inputs)
     """
+
+    FOLDERS = ("bin", "lib", "inputs", "models")  # everything the profiler writes under the root
 
     root: str = "/data/local/tmp/profiler"
 
@@ -233,11 +236,24 @@ class DevicePaths:
         return f"{self.root.rstrip('/')}/models"
 
     @property
+    def inputs_root(self) -> str:
+        return f"{self.root.rstrip('/')}/inputs"
+
+    @property
     def snpe_net_run(self) -> str:
         return f"{self.bin_dir}/snpe-net-run"
 
     def model_dir(self, name: str) -> str:
         return check_device_path(f"{self.root.rstrip('/')}/models/{name}")
+
+    def inputs_dir(self, name: str) -> str:
+        return check_device_path(f"{self.inputs_root}/{name}")
+
+    @staticmethod
+    def inputs_from_model_dir(name: str) -> str:
+        """``inputs_dir(name)`` as seen from any ``model_dir`` (the script's working folder)."""
+        check_device_path(f"/inputs/{name}")
+        return f"../../inputs/{name}"
 
 
 def check_device_path(path: str) -> str:

@@ -231,7 +231,19 @@ def parse_input_list(text: str) -> Tuple[List[str], List[Dict[str, str]]]:
     return outputs, samples
 
 
+def rebase_input_list(text: str, folder: str) -> str:
+    """Input-list text with every relative path put under ``folder`` (posix; e.g. where the
+    raws sit as seen from snpe-net-run's working folder); absolute paths stay as they are."""
+    outputs, samples = parse_input_list(text)
+
+    def move(p: str) -> str:
+        return p if p.startswith("/") else f"{folder.rstrip('/')}/{p}"
+    moved: List[Sample] = [move(s[""]) if list(s) == [""] else {n: move(v) for n, v in s.items()}
+                           for s in samples]
+    return format_input_list(moved, output_names=outputs)
+
+
 __all__ = [
     "IMAGE_SUFFIXES", "RawInputError", "format_input_list", "image_to_array", "images_to_raw",
-    "parse_input_list", "random_inputs", "read_raw", "safe_name", "write_input_list", "write_raw",
+    "parse_input_list", "random_inputs", "rebase_input_list", "read_raw", "safe_name", "write_input_list", "write_raw",
 ]

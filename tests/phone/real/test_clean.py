@@ -46,7 +46,7 @@ def test_clean_removes_our_files_and_keeps_foreign_ones(tmp_path, adb_server, ph
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"device {phone.addr}: removed /data/local/tmp/profiler/bin, /data/local/tmp/profiler/lib, "
-                     "/data/local/tmp/profiler/models"]
+                     "/data/local/tmp/profiler/inputs, /data/local/tmp/profiler/models"]
     assert not root.exists()                              # the empty folder goes too
     assert foreign.read_text() == "keep me" and (foreign_dir / "tool").read_text() == "keep me too"
     # the other phone was not touched

@@ -133,3 +133,11 @@ def test_input_list_several_inputs_and_output_line(tmp_path):
 def test_input_list_errors(samples, kw, match):
     with pytest.raises(RawInputError, match=match):
         format_input_list(samples, **kw)
+
+
+def test_rebase_input_list_moves_relative_paths_and_keeps_names_outputs_and_absolute_paths():
+    from profiler.phone.snpe.rawinput import rebase_input_list
+    single = "x_0.raw\nx_1.raw\n"
+    assert rebase_input_list(single, "../../inputs/in-ab") == "../../inputs/in-ab/x_0.raw\n../../inputs/in-ab/x_1.raw\n"
+    multi = "#out1 out2\na:=a_0.raw b:=/abs/b_0.raw\n"
+    assert rebase_input_list(multi, "up/") == "#out1 out2\na:=up/a_0.raw b:=/abs/b_0.raw\n"
