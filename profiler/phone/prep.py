@@ -20,7 +20,8 @@ file has a ``.key.json`` sidecar holding what it was built from (uid,
 SDK version, ONNX sha256, options); a file whose sidecar does not match is rebuilt. Files are
 written under a temporary name and renamed, so an interrupted build never leaves a file that
 looks valid. Host tools run as argument lists (never shell strings) with the environment
-``bin/envsetup.sh`` would set; a failure is a :class:`ToolError` naming the tool, the model and
+``bin/envsetup.sh`` would set, at niceness +10 (``TOOL_NICENESS``: the threads feeding the
+phones come first); a failure is a :class:`ToolError` naming the tool, the model and
 the tail of the tool's output.
 """
 
@@ -67,12 +68,33 @@ def _tail(text: str, n: int = TAIL_LINES) -> str:
     return " | ".join(lines[-n:])
 
 
+# host tools run at this niceness (POSIX): they are throughput work next to the phones, while
+# the threads that feed the phones (adb calls) and the adb server must answer at once
+TOOL_NICENESS = 10
+
+
+def _lower_priority(pid: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + TOOL_NICENESS))
+    except (AttributeError, OSError):  # not POSIX, or the tool has exited already
+        pass
+
+
 def run_tool(cmd: Sequence[str], sdk: Sdk, *, about: str, timeout: float) -> str:
-    """Run one SDK host tool; return its stdout or raise ToolError(tool, ``about``, output tail)."""
+    """Run one SDK host tool, at a lower CPU priority (``TOOL_NICENESS``); return its stdout or
+    raise ToolError(tool, ``about``, output tail)."""
     tool = Path(cmd[0]).name
     try:
-        proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                              env=tool_env(sdk), stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=tool_env(sdk), stdin=subprocess.DEVNULL)
+        _lower_priority(proc.pid)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.communicate()
+            raise
+        proc = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     except FileNotFoundError:
         raise ToolError(f"{cmd[0]}: {tool} not found in the SNPE SDK at {sdk.root} (SNPE {sdk.version}); "
                         f"check --snpe-root / SNPE_ROOT") from None

@@ -1,4 +1,5 @@
-"""Prefetcher: modules prepared ahead on one thread, each error given to its own module."""
+"""Host prep: the Prefetcher (modules prepared ahead, each error given to its own module) and
+run_tool (host tools at a lower CPU priority, timeouts)."""
 
 import threading
 
@@ -76,3 +77,22 @@ def test_prefetcher_with_several_workers_prepares_modules_at_the_same_time():
     finally:
         pre.close()
     assert sorted(seen) == [f"m{i}" for i in range(5)]  # each module once
+
+
+def test_host_tools_run_at_a_lower_cpu_priority_and_a_timeout_kills_them(tmp_path):
+    import os
+    import sys
+    import time
+    from profiler.phone.prep import TOOL_NICENESS, run_tool
+    from .fake_sdk import make_fake_sdk
+    sdk_root = make_fake_sdk(tmp_path / "sdk", "2.10.0.4541")
+    from profiler.phone.snpe import locate_sdk
+    sdk = locate_sdk(str(sdk_root))
+    # the tool reads its niceness after a pause (the priority is set just after it starts)
+    out = run_tool([sys.executable, "-c", "import os, time; time.sleep(0.3); print(os.nice(0))"], sdk,
+                   about="a test", timeout=30)
+    assert int(out) == min(19, os.nice(0) + TOOL_NICENESS)
+    t0 = time.monotonic()
+    with pytest.raises(ToolError, match=r"timed out after 0.5 s on a test"):
+        run_tool([sys.executable, "-c", "import time; time.sleep(30)"], sdk, about="a test", timeout=0.5)
+    assert time.monotonic() - t0 < 10  # killed, not waited for
