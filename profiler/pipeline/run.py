@@ -73,11 +73,11 @@ def run_pipeline(space: Path, workdir: Path, target: Target, cfg: SessionConfig,
 
     paths = PipelinePaths(Path(workdir))
     stage = on_stage or (lambda _msg: None)
-    if num >= 1:  # modules and networks together, before anything is measured (sample() checks --num)
-        n, size = estimate_output(space, granularity)
-        size += estimate_sample(space, num, seed, strategy)
-        stage(f"0/6 {n} modules and {num} networks, about {size / 2**20:.1f} MiB of models")
-        check_output_size(str(space), f"{n} modules and {num} networks", size, force, paths.workdir)
+    # modules and networks together, before anything is measured (a bad --num is refused here)
+    n, size = estimate_output(space, granularity)
+    size += estimate_sample(space, num, seed, strategy)
+    stage(f"0/6 {n} modules and {num} networks, about {size / 2**20:.1f} MiB of models")
+    check_output_size(str(space), f"{n} modules and {num} networks", size, force, paths.workdir)
     paths.workdir.mkdir(parents=True, exist_ok=True)
 
     def bar(label: str) -> Any:

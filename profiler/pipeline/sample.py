@@ -69,10 +69,43 @@ def networks_bytes(pos: Sequence[A.Position], archs: Sequence[A.Architecture]) -
     return sum(model_bytes([b for b in A.blocks_of(pos, a.choices) if b is not None]) for a in archs)
 
 
+def check_sample(space: Any, pos: Sequence[A.Position], num: int, strategy: str) -> None:
+    """ManifestError for a strategy, or a ``--num``, that :func:`sample` cannot draw."""
+    if strategy not in A.STRATEGIES:
+        raise ManifestError(f"unknown sampling strategy {strategy!r}; use one of {', '.join(A.STRATEGIES)}")
+    if num < 1:
+        raise ManifestError(f"--num {num}: sample at least 1 network")
+    distinct = 1
+    for p in pos:
+        if p.choice:
+            distinct *= p.n_choices
+    if num > distinct:
+        raise ManifestError(f"--num {num}: space {space.name!r} has only {distinct} distinct networks; "
+                            f"sample at most {distinct}")
+
+
+ESTIMATE_DRAWS = 1024  # beyond this many networks the size is extrapolated from the first ones
+
+
+def sample_bytes(pos: Sequence[A.Position], num: int, seed: int, strategy: str) -> int:
+    """Bytes the models of ``sample(pos, num, ...)`` take: exact up to :data:`ESTIMATE_DRAWS`
+    networks, beyond that the first ones (a prefix of the real draw) plus their drawn mean per
+    further network, so a huge ``--num`` is sized without drawing it."""
+    archs = A.sample(pos, min(num, ESTIMATE_DRAWS), seed, strategy=strategy, with_extremes=True)
+    size = networks_bytes(pos, archs)
+    if num > len(archs):
+        drawn = [a for a in archs if not a.extreme] or archs
+        size += (num - len(archs)) * networks_bytes(pos, drawn) // len(drawn)
+    return size
+
+
 def estimate_sample(space_path: Path, num: int, seed: int, strategy: str = A.DEFAULT_STRATEGY) -> int:
-    """Bytes :func:`sample` would write for these arguments (arithmetic, no model built)."""
-    pos = A.positions(load_space(space_path))  # arithmetic only: no shape check, no model built
-    return networks_bytes(pos, A.sample(pos, num, seed, strategy=strategy, with_extremes=True))
+    """Bytes :func:`sample` would write for these arguments (arithmetic, no model built);
+    ManifestError for arguments it would refuse."""
+    space = load_space(space_path)
+    pos = A.positions(space)  # arithmetic only: no shape check, no model built
+    check_sample(space, pos, num, strategy)
+    return sample_bytes(pos, num, seed, strategy)
 
 
 def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Optional[Path] = None,
@@ -87,22 +120,12 @@ def sample(space_path: Path, num: int, seed: int, out_dir: Path, table_path: Opt
     from profiler.models.build import ModelTask
     space = load_space(space_path)
     pos = A.positions(space)
-    if strategy not in A.STRATEGIES:
-        raise ManifestError(f"unknown sampling strategy {strategy!r}; use one of {', '.join(A.STRATEGIES)}")
-    if num < 1:
-        raise ManifestError(f"--num {num}: sample at least 1 network")
-    distinct = 1
-    for p in pos:
-        if p.choice:
-            distinct *= p.n_choices
-    if num > distinct:
-        raise ManifestError(f"--num {num}: space {space.name!r} has only {distinct} distinct networks; "
-                            f"sample at most {distinct}")
-    archs = A.sample(pos, num, seed, strategy=strategy, with_extremes=True)
-    size = networks_bytes(pos, archs)
+    check_sample(space, pos, num, strategy)
+    size = sample_bytes(pos, num, seed, strategy)  # before the draw: a huge --num is refused at once
     if on_size:
         on_size(num, size)
     check_output_size(str(space_path), f"{num} networks", size, force, out_dir)
+    archs = A.sample(pos, num, seed, strategy=strategy, with_extremes=True)
     check_once(space, pos)  # before anything is written
     prepare_out_dir(out_dir, "networks")
     table = None

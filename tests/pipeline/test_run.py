@@ -193,3 +193,15 @@ def test_normaliser_removes_a_synthetic_drift_of_the_network_session(workdir, tm
     assert json.loads((tmp_path / "f" / "report.json").read_text())["drift"]["ORT_CPU"] == pytest.approx(1.25 * f0)
     assert raw.measured == pytest.approx([m * 1.25 * f0 for m in fixed.measured], rel=1e-12)
     assert raw.heldout_before["mape"] != pytest.approx(fixed.heldout_before["mape"], rel=1e-3)
+
+
+@pytest.mark.parametrize("num, said", [("0", "--num 0: sample at least 1 network"),
+                                       ("100000000000", "100000000000 networks would write about")])
+def test_a_bad_num_is_refused_before_any_module_is_measured(tmp_path, num, said):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "profiler", "run", "--space", str(CIFAR), "--out", str(out),
+                           "--num", num, *FAST], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and said in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("== ")]  # stage lines aside
+    assert len(errors) == 1 and errors[0].startswith("profiler: error: ") and "Traceback" not in proc.stderr
+    assert not (out / "modules.results").exists() and not (out / "modules").exists()
