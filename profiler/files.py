@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator, List, Sequence, Tuple, Union
@@ -85,3 +87,39 @@ def file_digest(path: PathLike, algorithm: str = "sha256") -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+_DIGESTS: "dict[tuple, tuple]" = {}   # (path, algorithm) -> (stat key, digest)
+_DIGESTS_LOCK = threading.Lock()
+_DIGESTS_MAX = 1 << 16
+_RACY_NS = 2_000_000_000   # a file changed this recently may change again within one clock tick
+_clock_ns = time.time_ns
+
+
+def _stat_key(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def cached_digest(path: PathLike, algorithm: str = "sha256") -> str:
+    """:func:`file_digest`, read again only when the file's inode, size, mtime or ctime changed.
+
+    For files hashed over and over in one process (the SDK's libraries and a module's inputs
+    compared with each phone's copy). The atomic writer replaces a file with a new inode, so a
+    rewrite through :func:`replacing` is always seen; a file changed in the last two seconds is
+    not remembered (file times are coarser than a quick same-size rewrite in place, as in git's
+    "racy clean" rule).
+    """
+    key = (os.path.abspath(path), algorithm)
+    st = os.stat(path)
+    with _DIGESTS_LOCK:
+        hit = _DIGESTS.get(key)
+    if hit is not None and hit[0] == _stat_key(st):
+        return hit[1]
+    digest = file_digest(path, algorithm)
+    after = _stat_key(os.stat(path))
+    if after == _stat_key(st) and _clock_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
+        with _DIGESTS_LOCK:
+            if len(_DIGESTS) >= _DIGESTS_MAX:
+                _DIGESTS.pop(next(iter(_DIGESTS)))
+            _DIGESTS[key] = (after, digest)
+    return digest

@@ -34,7 +34,7 @@ import adbutils
 from adbutils._adb import AdbConnection
 from adbutils.errors import AdbError, AdbTimeout
 
-from profiler.files import file_digest
+from profiler.files import cached_digest
 from profiler.errors import DeviceError, ProfilerError, ToolError
 from profiler.phone.adb import sync
 
@@ -396,7 +396,7 @@ def _under(path: str, dirs: Sequence[str]) -> bool:
 
 
 def _md5_file(path: Path) -> str:
-    return file_digest(path, "md5")
+    return cached_digest(path, "md5")
 
 
 def _quote(path: str) -> str:

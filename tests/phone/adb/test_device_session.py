@@ -144,6 +144,28 @@ def test_push_tree_skips_files_with_same_md5(adb_server, session, tmp_path):
     assert len(other.push_tree(tmp_path / "sdk", f"{TMP}/sdk").pushed) == 3
 
 
+def test_local_md5s_are_read_once_per_file_version_across_phones(adb_server, session, tmp_path, monkeypatch):
+    import time
+    import profiler.files as files
+    reads = []
+    real = files.file_digest
+    monkeypatch.setattr(files, "file_digest", lambda p, a="sha256": reads.append(Path(p).name) or real(p, a))
+    monkeypatch.setattr(files, "_clock_ns", lambda: time.time_ns() + 10 * 10**9)  # files look 10 s old
+    for i in range(3):
+        _write(tmp_path / "sdk" / f"lib{i}.so", b"%d" % i * 100)
+    soon = time.time() + 9  # changed a moment ago by that clock: may change again unseen, not kept
+    os.utime(_write(tmp_path / "sdk" / "fresh.raw", b"new"), (soon, soon))
+    other = DeviceSession(session.client, adb_server.b.addr)
+    assert len(session.push_tree(tmp_path / "sdk", f"{TMP}/md5c").pushed) == 4
+    assert len(other.push_tree(tmp_path / "sdk", f"{TMP}/md5c").pushed) == 4
+    assert sorted(reads) == ["fresh.raw"] * 2 + ["lib0.so", "lib1.so", "lib2.so"]
+    mtime = os.stat(tmp_path / "sdk" / "lib1.so").st_mtime_ns
+    _write(tmp_path / "sdk" / "lib1.so", b"X" * 100)  # same size, rewritten in place
+    os.utime(tmp_path / "sdk" / "lib1.so", ns=(mtime, mtime))  # even with its old mtime (ctime moved)
+    assert session.push_tree(tmp_path / "sdk", f"{TMP}/md5c").pushed == ["lib1.so"]
+    assert reads.count("lib1.so") == 2
+
+
 def test_missing_local_and_remote_files(session, tmp_path):
     with pytest.raises(ToolError, match="not a directory"):
         session.push_tree(tmp_path / "nope", f"{TMP}/x")
