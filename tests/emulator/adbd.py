@@ -1105,6 +1105,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not a.no_namespace:
         enter_device_root(root)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    # adbd starts from init with default dispositions: a signal the host ignored (nohup, a CI
+    # runner) must not reach the device's shells ignored, where sh could not even trap it.
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
 
     device = Device(a.serial, props, tuple(f for f in a.features.split(",") if f), a.unauthorized)
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
