@@ -157,6 +157,26 @@ def _adb_port(args: argparse.Namespace) -> int:
         raise ToolError(f"adb server port {port!r}: not a number") from None
 
 
+def _listed_adb_servers(args: argparse.Namespace) -> Optional[str]:
+    """How a phone session names its adb servers: "flags" (``--adb-server``), the environment
+    variable's name ($PROFILER_ADB_SERVERS), or None (one server, --adb-host/--adb-port)."""
+    if args.target != "phone":
+        return None
+    if getattr(args, "adb_server", None):
+        return "flags"
+    from profiler.phone.adb.session import SERVERS_ENV
+    return SERVERS_ENV if os.environ.get(SERVERS_ENV, "").strip() else None
+
+
+def _check_listed_servers(args: argparse.Namespace) -> None:
+    """Every listed adb server must answer here, as it must inside (the container shares this
+    host's network); one line naming the first that does not."""
+    from profiler.cli.phone import adb_servers
+    from profiler.phone.adb import open_client
+    for server_host, server_port in adb_servers(args):
+        open_client(server_host, server_port, socket_timeout=10)
+
+
 def _write(stream: str, data: bytes) -> None:
     out = sys.stdout if stream == "stdout" else sys.stderr
     try:
@@ -256,13 +276,20 @@ def bench_in_docker(args: argparse.Namespace) -> int:
                                 "NNABLA_CPU needs nnabla, so run it without --docker)")
     port = _adb_port(args)
     host = getattr(args, "adb_host", None) or os.environ.get("ANDROID_ADB_SERVER_HOST") or "127.0.0.1"
-    mode = cplan.resolve_adb_mode(args.adb_mode, args.target, lambda: cengine.adb_server_answers(port, host))
-    if mode != "none":
-        cengine.check_adb(mode, port, host=host)
+    env = _parse_env(args.docker_env)
+    listed = _listed_adb_servers(args)
+    if listed:
+        mode = cplan.resolve_adb_mode(args.adb_mode, args.target, lambda: True, listed_servers=True)
+        _check_listed_servers(args)
+        if listed != "flags":  # named by the environment: the session inside needs it too
+            env.setdefault(listed, os.environ[listed])
+    else:
+        mode = cplan.resolve_adb_mode(args.adb_mode, args.target, lambda: cengine.adb_server_answers(port, host))
+        if mode != "none":
+            cengine.check_adb(mode, port, host=host)
     user = args.docker_user or f"{os.getuid()}:{os.getgid()}"
     out = Path(os.path.abspath(args.out))
     _make_dirs_for(out.parent, user)
-    env = _parse_env(args.docker_env)
     if os.environ.get("ANDROID_SERIAL") and "ANDROID_SERIAL" not in env:
         env["ANDROID_SERIAL"] = os.environ["ANDROID_SERIAL"]
     extra = forwarded_paths(args, parser)

@@ -129,11 +129,19 @@ def bench_paths(models: Path, out: Path) -> List[Tuple[str, bool]]:
     return paths
 
 
-def resolve_adb_mode(requested: str, target: str, server_answers: Callable[[], bool]) -> str:
+def resolve_adb_mode(requested: str, target: str, server_answers: Callable[[], bool],
+                     listed_servers: bool = False) -> str:
     """``auto``: none for the host target; for phones an adb server on the host if one answers,
-    else USB passthrough with an adb server inside the container."""
+    else USB passthrough with an adb server inside the container. ``listed_servers`` (the
+    session names its servers, ``--adb-server``): host-server, the only mode that reaches them."""
     if requested not in ADB_MODES:
         raise ToolError(f"--adb-mode {requested}: choose from {', '.join(ADB_MODES)}")
+    if listed_servers:
+        if requested in ("usb", "none"):
+            raise ToolError(f"--adb-mode {requested} with --adb-server (or $PROFILER_ADB_SERVERS): the "
+                            "container reaches listed adb servers over this host's network only; use "
+                            "--adb-mode host-server (or auto)")
+        return "host-server"
     if requested != "auto":
         return requested
     if target == "host":

@@ -211,3 +211,43 @@ def test_unwritable_store_folder_in_the_container_is_one_line(docker_client, pho
                          "the user with --docker-user UID:GID" % (out_dir, user, phone_image)), proc.stderr
     assert not store.exists() and not (out_dir / "snpe-cache").exists()
     assert not [d for k, d in served if k == "SEND"]  # nothing reached the phone
+
+
+def test_phones_on_two_adb_servers_from_the_environment(docker_client, phone_image, workdir, shared_dir,
+                                                        tmp_path):
+    """$PROFILER_ADB_SERVERS names two real adb servers, one emulated phone each: --adb-mode auto
+    picks the host's network, the variable reaches the session inside, both phones measure. A
+    listed server that does not answer is one line before any container starts."""
+    from tests.emulator.harness import free_port
+    caller = _caller(workdir)
+    models = write_models(workdir / "models", standard_specs(2))
+    store = workdir / "phone.results"
+    sdk = make_fake_sdk(shared_dir, SDK_VERSION, host_python="/usr/bin/env python3", calls=workdir / "calls")
+    _give(workdir, caller.uid, caller.gid)
+    bench = ("bench", "--target", "phone", "--models", str(models), "--out", str(store), "--runtime", "CPU",
+             "--runs", "1", "--input-count", "1", "--remeasure", "0", "-q", "--docker", phone_image,
+             "--docker-snpe-sdk", str(sdk), "--docker-env", "ADBUTILS_ADB_PATH=/bin/false")
+    with AdbServer(tmp_path / "adb1") as s1, AdbServer(tmp_path / "adb2") as s2, \
+            Phone(tmp_path / "a", "PHONE0A", props=PHONE_PROPS) as a, \
+            Phone(tmp_path / "b", "PHONE0B", props=PHONE_PROPS) as b:
+        s1.connect(a)
+        s2.connect(b)
+        dead = free_port()
+        caller.env["PROFILER_ADB_SERVERS"] = f"127.0.0.1:{s1.port},127.0.0.1:{dead}"
+        refused = caller.run(*bench)
+        assert refused.returncode != 0 and not store.exists()
+        lines = [ln for ln in refused.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and f"no adb server at 127.0.0.1:{dead}" in lines[0], refused.stderr
+        assert _leftover_containers(docker_client, workdir) == []
+
+        caller.env["PROFILER_ADB_SERVERS"] = f"127.0.0.1:{s1.port},127.0.0.1:{s2.port}"
+        proc = caller.run(*bench)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 measured, 0 failed" in proc.stderr, proc.stderr
+    latest = read_store(store).latest()
+    assert {r["device_state"]["adb_server"] for r in latest.values()} <= {f"127.0.0.1:{s1.port}",
+                                                                       f"127.0.0.1:{s2.port}"}
+    assert all(r["status"] == "ok" for r in latest.values()) and len(latest) == 2
+    assert sorted(read_store(store).meta["devices"]) == sorted(
+        [f"{a.addr}@127.0.0.1:{s1.port}", f"{b.addr}@127.0.0.1:{s2.port}"])
+    assert _leftover_containers(docker_client, workdir) == []

@@ -168,6 +168,25 @@ def test_adb_mode_resolution_and_checks():
         cengine.check_adb("usb", 5037, lambda: False)
 
 
+def test_listed_adb_servers_need_the_host_network():
+    for requested in ("auto", "host-server"):
+        assert cplan.resolve_adb_mode(requested, "phone", lambda: False, listed_servers=True) == "host-server"
+    for requested in ("usb", "none"):
+        with pytest.raises(ToolError, match=f"^--adb-mode {requested} with --adb-server .* use --adb-mode "
+                                            "host-server"):
+            cplan.resolve_adb_mode(requested, "phone", lambda: True, listed_servers=True)
+
+
+def test_several_adb_servers_are_forwarded_in_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args, parser = _parse("bench", "--target", "phone", "--models", "m", "--out", "s.results",
+                          "--adb-server", "127.0.0.1:15037", "--adb-server", "127.0.0.1:15038", "--docker")
+    argv = inner_bench_argv(args, parser)
+    assert argv[argv.index("--adb-server"):argv.index("--adb-server") + 4] == \
+        ["--adb-server", "127.0.0.1:15037", "--adb-server", "127.0.0.1:15038"]
+    assert build_parser().parse_args(argv[1:]).adb_server == ["127.0.0.1:15037", "127.0.0.1:15038"]
+
+
 def test_adb_server_probe_on_a_closed_port():
     import socket
     with socket.socket() as s:
