@@ -422,12 +422,22 @@ def main() -> int:
         mods, nets = build_models(work, opts.num)
         out = work / "additivity.json"
         if opts.analyse:
-            res = json.loads(out.read_text())["medians"]
+            try:
+                res = json.loads(out.read_text())["medians"]
+            except (OSError, ValueError, KeyError) as e:
+                print(f"additivity: {out}: no kept run to analyse ({type(e).__name__}: {e}); "
+                      "run without --analyse first", file=sys.stderr)
+                return 2
             variants = [v for v in VARIANTS if any(k.startswith(v + "|") for k in res)]
         else:
             res = measure(work, mods, nets, variants, opts.rounds, opts.reps, opts.prof_runs)
             out.write_text(json.dumps({"medians": res, "rounds": opts.rounds, "reps": opts.reps}, indent=0))
-        summary = analyse(res, mods, nets, variants)
+        try:
+            summary = analyse(res, mods, nets, variants)
+        except KeyError as e:
+            print(f"additivity: {out} has no measurement {e} for these models (another --num, or measured "
+                  "by an older version of this bench); re-run without --analyse", file=sys.stderr)
+            return 2
         (work / "additivity-summary.json").write_text(json.dumps(summary, indent=1, default=str))
         print(f"\n-> {out}")
     return 0
