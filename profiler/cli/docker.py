@@ -157,15 +157,13 @@ def _adb_port(args: argparse.Namespace) -> int:
         raise ToolError(f"adb server port {port!r}: not a number") from None
 
 
-def _listed_adb_servers(args: argparse.Namespace) -> Optional[str]:
-    """How a phone session names its adb servers: "flags" (``--adb-server``), the environment
-    variable's name ($PROFILER_ADB_SERVERS), or None (one server, --adb-host/--adb-port)."""
+def _names_adb_servers(args: argparse.Namespace) -> bool:
+    """True when a phone session lists its adb servers (``--adb-server`` or $PROFILER_ADB_SERVERS)
+    instead of the one --adb-host/--adb-port."""
     if args.target != "phone":
-        return None
-    if getattr(args, "adb_server", None):
-        return "flags"
+        return False
     from profiler.phone.adb.session import SERVERS_ENV
-    return SERVERS_ENV if os.environ.get(SERVERS_ENV, "").strip() else None
+    return bool(getattr(args, "adb_server", None) or os.environ.get(SERVERS_ENV, "").strip())
 
 
 def _check_listed_servers(args: argparse.Namespace) -> None:
@@ -277,12 +275,12 @@ def bench_in_docker(args: argparse.Namespace) -> int:
     port = _adb_port(args)
     host = getattr(args, "adb_host", None) or os.environ.get("ANDROID_ADB_SERVER_HOST") or "127.0.0.1"
     env = _parse_env(args.docker_env)
-    listed = _listed_adb_servers(args)
-    if listed:
+    if _names_adb_servers(args):
+        from profiler.phone.adb.session import SERVERS_ENV
         mode = cplan.resolve_adb_mode(args.adb_mode, args.target, lambda: True, listed_servers=True)
         _check_listed_servers(args)
-        if listed != "flags":  # named by the environment: the session inside needs it too
-            env.setdefault(listed, os.environ[listed])
+        if SERVERS_ENV in os.environ:  # inside, as here, --adb-server wins over it
+            env.setdefault(SERVERS_ENV, os.environ[SERVERS_ENV])
     else:
         mode = cplan.resolve_adb_mode(args.adb_mode, args.target, lambda: cengine.adb_server_answers(port, host))
         if mode != "none":
